@@ -1,0 +1,118 @@
+# pyflame - a sampling profiler for CPython.  Plain make, no autotools.
+#
+#   make            build ./pyflame and ./flamegraph
+#   make check      build and run every test (unit + integration)
+#   make check-long soak / stress / fuzz runs (CI runs it too)
+#   make deps       install the build dependencies (apt, as root) or print the command
+#   make demo       profile the bundled demo program (demo/demo.py)
+#   make bench      the benchmark (bench/)
+#   make abi-tables regenerate abi/offsets_table.c from the CPython headers present
+#   make install PREFIX=/usr/local
+#
+# Each directory may add targets through a fragment `*/module.mk`, included below.
+
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+CC        ?= cc
+PKG_CONFIG ?= pkg-config
+
+BUILD     := build
+WARN      := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPYFLAME_VERSION='"$(VERSION)"' $(WARN) \
+             -I. -Isrc -Iabi -Iflamegraph $(CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS_BASE = -lelf -lz -lm
+
+# Missing build dependencies are named exactly instead of failing with a wall of errors.
+DEPS_DEB := libelf-dev zlib1g-dev check pkg-config
+DEPS_OK  := $(shell printf '\043include <libelf.h>\n\043include <gelf.h>\n\043include <zlib.h>\n' | \
+                $(CC) -E -x c - >/dev/null 2>&1 && echo yes)
+
+LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard abi/*.c) \
+             $(filter-out flamegraph/main.c,$(wildcard flamegraph/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB       := $(BUILD)/libpyflame.a
+
+.PHONY: all check check-unit check-integration check-long deps demo bench install \
+        clean abi-tables check-deps check-test-deps
+all: check-deps pyflame flamegraph/flamegraph
+
+check-deps:
+ifneq ($(DEPS_OK),yes)
+	@echo "pyflame: missing build dependencies. Run 'make deps' (as root), or:" >&2
+	@echo "    sudo apt-get install -y $(DEPS_DEB)" >&2
+	@exit 1
+endif
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS_DEB); \
+	else \
+	    echo "Run as root, or:  sudo apt-get install -y $(DEPS_DEB)"; \
+	fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+pyflame: $(BUILD)/src/main.o $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_BASE)
+
+flamegraph/flamegraph: $(BUILD)/flamegraph/main.o $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_BASE)
+
+# ---- tests -----------------------------------------------------------------
+# Every tests/unit/test_*.c and tests/integration/test_*.c is its own Check
+# program.  Integration programs also link tests/integration/harness.c.
+CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread -lm)
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:%.c=$(BUILD)/%)
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+INTEG_BIN := $(INTEG_SRC:%.c=$(BUILD)/%)
+HARNESS_OBJ := $(BUILD)/tests/integration/harness.o
+
+check-test-deps:
+	@printf '\043include <check.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 || { \
+	    echo "pyflame: the tests need Check. Run 'make deps' (as root), or:" >&2; \
+	    echo "    sudo apt-get install -y check" >&2; exit 1; }
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS_BASE) $(CHECK_LIBS)
+
+$(BUILD)/tests/integration/%: tests/integration/%.c $(HARNESS_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(HARNESS_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS_BASE) $(CHECK_LIBS)
+
+check: all check-test-deps check-unit check-integration
+	@echo "pyflame: all tests passed"
+
+check-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; CK_FORK=yes $$t; done
+
+check-integration: pyflame flamegraph/flamegraph $(INTEG_BIN)
+	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; PYFLAME=$(CURDIR)/pyflame $$t; done
+
+# ---- demo, install, clean ----------------------------------------------------
+demo: all
+	@echo "== profiling demo/demo.py for 3 seconds (python: $${PYTHON:-python3})"
+	./pyflame -s 3 -o demo.txt -t $${PYTHON:-python3} demo/demo.py
+	./pyflame -s 3 -o demo.svg -t $${PYTHON:-python3} demo/demo.py
+	@echo "== wrote demo.txt (collapsed stacks, hottest first):"
+	@sort -t' ' -k2 -nr demo.txt | head -n 8
+	@echo "== wrote demo.svg: open it in a browser"
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 pyflame $(DESTDIR)$(PREFIX)/bin/pyflame
+	install -m 755 flamegraph/flamegraph $(DESTDIR)$(PREFIX)/bin/pyflame-flamegraph
+
+clean:
+	rm -rf $(BUILD) pyflame flamegraph/flamegraph demo.txt demo.svg
+
+-include $(wildcard */module.mk)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

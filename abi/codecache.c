@@ -1,0 +1,164 @@
+/*
+ * codecache.c - code objects, their names and line tables, and the string
+ * and bytes objects they point to.  See codecache.h.
+ */
+#include "codecache.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pystring.h"
+
+#define CODECACHE_SLOTS 4096          /* direct-mapped, power of two */
+#define LINETABLE_MAX   (1u << 20)    /* bytes of line table we accept */
+
+struct codecache {
+    struct code_info slot[CODECACHE_SLOTS];
+};
+
+struct codecache *codecache_new(void)
+{
+    return calloc(1, sizeof(struct codecache));
+}
+
+void codecache_free(struct codecache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < CODECACHE_SLOTS; i++)
+        free(c->slot[i].linetable);
+    free(c);
+}
+
+static uint64_t rd64(const unsigned char *buf, int32_t off)
+{
+    uint64_t v;
+    memcpy(&v, buf + off, sizeof(v));
+    return v;
+}
+
+static uint32_t rd32(const unsigned char *buf, int32_t off)
+{
+    uint32_t v;
+    memcpy(&v, buf + off, sizeof(v));
+    return v;
+}
+
+int pyobj_read_string(struct pyreader *r, uint64_t addr, char *out, size_t cap)
+{
+    const struct abi_offsets *o = &r->off;
+    unsigned char hdr[128];
+    if (!addr || cap == 0)
+        return -EFAULT;
+    if (o->unicode_state == ABI_NONE) {
+        /* Python 2 str: ob_size bytes at ob_sval. */
+        if (mem_read(r->mem, addr, hdr, (size_t)o->bytes_sval) < 0)
+            return -EFAULT;
+        int64_t size = (int64_t)rd64(hdr, o->varobject_size);
+        if (size < 0 || size > 1 << 20)
+            return -EFAULT;
+        size_t len = (size_t)size < cap - 1 ? (size_t)size : cap - 1;
+        if (mem_read(r->mem, addr + (uint64_t)o->bytes_sval, out, len) < 0)
+            return -EFAULT;
+        out[len] = '\0';
+        return (int)len;
+    }
+    size_t hlen = (size_t)o->unicode_compact_size;
+    if (hlen > sizeof(hdr) || mem_read(r->mem, addr, hdr, hlen) < 0)
+        return -EFAULT;
+    int64_t length = (int64_t)rd64(hdr, o->unicode_length);
+    uint32_t state = rd32(hdr, o->unicode_state);
+    int kind = (int)((state >> o->unicode_kind_shift) & 7);
+    int compact = (int)((state >> o->unicode_compact_shift) & 1);
+    int ascii = (int)((state >> o->unicode_ascii_shift) & 1);
+    if (length < 0 || length > 1 << 20 || !compact || (kind != 1 && kind != 2 && kind != 4))
+        return -EFAULT;
+    if (ascii) {
+        size_t len = (size_t)length < cap - 1 ? (size_t)length : cap - 1;
+        if (mem_read(r->mem, addr + (uint64_t)o->unicode_ascii_size, out, len) < 0)
+            return -EFAULT;
+        out[len] = '\0';
+        return (int)len;
+    }
+    size_t nchars = (size_t)length < READER_MAX_STRING ? (size_t)length : READER_MAX_STRING;
+    unsigned char data[READER_MAX_STRING * 4];
+    if (mem_read(r->mem, addr + (uint64_t)o->unicode_compact_size, data, nchars * (size_t)kind) < 0)
+        return -EFAULT;
+    return (int)pystring_ucs_to_utf8(kind, data, nchars, out, cap);
+}
+
+int pyobj_read_bytes(struct pyreader *r, uint64_t addr, size_t max, uint8_t **out, uint32_t *len)
+{
+    const struct abi_offsets *o = &r->off;
+    uint64_t size;
+    *out = NULL;
+    *len = 0;
+    if (mem_read_u64(r->mem, addr + (uint64_t)o->varobject_size, &size) < 0)
+        return -EFAULT;
+    if ((int64_t)size < 0 || size > max)
+        return -EFAULT;
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf)
+        return -ENOMEM;
+    if (size && mem_read(r->mem, addr + (uint64_t)o->bytes_sval, buf, size) < 0) {
+        free(buf);
+        return -EFAULT;
+    }
+    *out = buf;
+    *len = (uint32_t)size;
+    return 0;
+}
+
+static uint32_t intern_name(struct pyreader *r, uint64_t addr)
+{
+    char buf[READER_MAX_STRING * 4 + 1];
+    int len = pyobj_read_string(r, addr, buf, sizeof(buf));
+    if (len < 0)
+        return PF_NONE;
+    return profile_string(r->prof, buf, (size_t)len);
+}
+
+const struct code_info *codecache_get(struct pyreader *r, uint64_t addr)
+{
+    const struct abi_offsets *o = &r->off;
+    unsigned char buf[512];
+    if (!addr || (addr & 7) || r->code_len > sizeof(buf) || mem_read(r->mem, addr, buf, r->code_len) < 0)
+        return NULL;
+    if (r->target->code_type && rd64(buf, o->object_type) != r->target->code_type)
+        return NULL;   /* not a code object */
+    uint64_t filename_p = rd64(buf, o->code_filename);
+    uint64_t name_p = rd64(buf, o->code_name);
+    uint64_t qualname_p = o->code_qualname != ABI_NONE ? rd64(buf, o->code_qualname) : 0;
+    uint64_t linetable_p = rd64(buf, o->code_linetable);
+    int32_t firstlineno = (int32_t)rd32(buf, o->code_firstlineno);
+
+    struct code_info *c = &r->cache->slot[((addr >> 4) * 0x9e3779b97f4a7c15ULL) >> 52 & (CODECACHE_SLOTS - 1)];
+    if (c->addr == addr && c->filename_p == filename_p && c->name_p == name_p &&
+        c->qualname_p == qualname_p && c->linetable_p == linetable_p && c->firstlineno == firstlineno)
+        return c;
+
+    /* Miss: read the names and the line table, then replace the slot. */
+    uint32_t file = intern_name(r, filename_p);
+    uint32_t name = intern_name(r, name_p);
+    if (file == PF_NONE || name == PF_NONE)
+        return NULL;
+    uint32_t qual = qualname_p ? intern_name(r, qualname_p) : PF_NONE;
+    uint8_t *lt = NULL;
+    uint32_t ltlen = 0;
+    if (linetable_p && pyobj_read_bytes(r, linetable_p, LINETABLE_MAX, &lt, &ltlen) < 0)
+        return NULL;
+    free(c->linetable);
+    c->addr = addr;
+    c->filename_p = filename_p;
+    c->name_p = name_p;
+    c->qualname_p = qualname_p;
+    c->linetable_p = linetable_p;
+    c->firstlineno = firstlineno;
+    c->file = file;
+    c->name = name;
+    c->qualname = qual;
+    c->linetable = lt;
+    c->linetable_len = ltlen;
+    return c;
+}

@@ -1,0 +1,235 @@
+/*
+ * reader.c - the interpreter, its threads and the GIL holder, per layout
+ * family; the stack walks live in frames_object.c and frames_interp.c.
+ */
+#include "reader.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codecache.h"
+
+#define READER_VISIT_SLOTS 8192   /* power of two, > 2 * READER_MAX_DEPTH */
+
+static size_t max_end(int count, const int32_t *offs)
+{
+    int32_t m = 0;
+    for (int i = 0; i < count; i++)
+        if (offs[i] != ABI_NONE && offs[i] + 8 > m)
+            m = offs[i] + 8;
+    return (size_t)m;
+}
+
+int reader_init(struct pyreader *r, const struct pytarget *t, struct mem *m, struct profile *p)
+{
+    memset(r, 0, sizeof(*r));
+    r->off = *t->abi;
+    r->target = t;
+    r->mem = m;
+    r->prof = p;
+    r->ltfmt = linetable_format_for(r->off.major, r->off.minor);
+    r->cache = codecache_new();
+    r->visit = calloc(READER_VISIT_SLOTS, sizeof(*r->visit));
+    r->visit_gen = calloc(READER_VISIT_SLOTS, sizeof(*r->visit_gen));
+    if (!r->cache || !r->visit || !r->visit_gen) {
+        reader_free(r);
+        return -ENOMEM;
+    }
+    if (r->off.major == 3 && r->off.minor >= 13 && t->runtime)
+        debug_offsets_apply(r);
+
+    const struct abi_offsets *o = &r->off;
+    int32_t ts[] = { o->tstate_next, o->tstate_interp, o->tstate_frame, o->tstate_cframe,
+                     o->tstate_current_frame, o->tstate_thread_id, o->tstate_native_thread_id };
+    r->tstate_len = max_end((int)(sizeof(ts) / sizeof(ts[0])), ts);
+    int32_t fr[] = { o->frame_back, o->frame_code, o->frame_lasti, o->iframe_previous,
+                     o->iframe_code, o->iframe_instr, o->iframe_owner, o->iframe_is_entry };
+    r->frame_len = max_end((int)(sizeof(fr) / sizeof(fr[0])), fr);
+    int32_t co[] = { o->code_filename, o->code_name, o->code_qualname, o->code_firstlineno,
+                     o->code_linetable, o->object_type };
+    r->code_len = max_end((int)(sizeof(co) / sizeof(co[0])), co);
+    return 0;
+}
+
+void reader_free(struct pyreader *r)
+{
+    codecache_free(r->cache);
+    free(r->visit);
+    free(r->visit_gen);
+    r->cache = NULL;
+    r->visit = NULL;
+    r->visit_gen = NULL;
+}
+
+void reader_visit_reset(struct pyreader *r)
+{
+    r->gen++;
+    if (r->gen == 0) {   /* wrapped: clear for real */
+        memset(r->visit_gen, 0, READER_VISIT_SLOTS * sizeof(*r->visit_gen));
+        r->gen = 1;
+    }
+}
+
+int reader_visit(struct pyreader *r, uint64_t addr)
+{
+    uint64_t h = (addr >> 3) * 0x9e3779b97f4a7c15ULL;
+    size_t j = (size_t)(h >> 40) & (READER_VISIT_SLOTS - 1);
+    for (size_t k = 0; k < READER_VISIT_SLOTS; k++) {
+        if (r->visit_gen[j] != r->gen) {
+            r->visit_gen[j] = r->gen;
+            r->visit[j] = addr;
+            return 0;
+        }
+        if (r->visit[j] == addr)
+            return 1;
+        j = (j + 1) & (READER_VISIT_SLOTS - 1);
+    }
+    return 1;   /* full: treat as a cycle */
+}
+
+static uint64_t rd64(const unsigned char *buf, int32_t off)
+{
+    uint64_t v;
+    memcpy(&v, buf + off, sizeof(v));
+    return v;
+}
+
+int reader_interp(struct pyreader *r, uint64_t *interp)
+{
+    const struct abi_offsets *o = &r->off;
+    const struct pytarget *t = r->target;
+    uint64_t v = 0;
+    *interp = 0;
+    if (t->runtime) {
+        int32_t off = o->runtime_interp_main != ABI_NONE ? o->runtime_interp_main
+                                                         : o->runtime_interp_head;
+        if (mem_read_u64(r->mem, t->runtime + (uint64_t)off, &v) < 0)
+            return -EFAULT;
+        if (!v && o->runtime_interp_head != ABI_NONE &&
+            mem_read_u64(r->mem, t->runtime + (uint64_t)o->runtime_interp_head, &v) < 0)
+            return -EFAULT;
+    } else {
+        if (t->interp_head && mem_read_u64(r->mem, t->interp_head, &v) < 0)
+            return -EFAULT;
+        if (!v) {
+            /* No interp_head symbol: the current thread state knows its interpreter. */
+            uint64_t ts = 0;
+            if (r->interp) {
+                v = r->interp;
+            } else if (mem_read_u64(r->mem, t->tstate_current, &ts) == 0 && ts) {
+                if (mem_read_u64(r->mem, ts + (uint64_t)o->tstate_interp, &v) < 0)
+                    v = 0;
+            }
+        }
+        /* interp_head is the newest interpreter; the main one is the last. */
+        for (int i = 0; v && i < 64; i++) {
+            uint64_t next = 0;
+            if (mem_read_u64(r->mem, v + (uint64_t)o->interp_next, &next) < 0 || !next)
+                break;
+            v = next;
+        }
+    }
+    r->interp = v;
+    *interp = v;
+    return 0;
+}
+
+int reader_gil_holder(struct pyreader *r, uint64_t interp, uint64_t *tstate)
+{
+    const struct abi_offsets *o = &r->off;
+    const struct pytarget *t = r->target;
+    uint64_t v = 0;
+    *tstate = 0;
+    if (o->interp_ceval_gil != ABI_NONE) {
+        /* 3.12+: the interpreter's GIL; last_holder counts only while locked. */
+        uint64_t gil = 0;
+        int32_t locked = 0;
+        if (!interp || mem_read_u64(r->mem, interp + (uint64_t)o->interp_ceval_gil, &gil) < 0 || !gil)
+            return -EFAULT;
+        if (mem_read_i32(r->mem, gil + (uint64_t)o->gil_locked, &locked) < 0)
+            return -EFAULT;
+        if (locked != 1)
+            return 0;
+        if (mem_read_u64(r->mem, gil + (uint64_t)o->gil_last_holder, &v) < 0)
+            return -EFAULT;
+    } else if (o->runtime_tstate_current != ABI_NONE) {
+        if (mem_read_u64(r->mem, t->runtime + (uint64_t)o->runtime_tstate_current, &v) < 0)
+            return -EFAULT;
+    } else {
+        if (mem_read_u64(r->mem, t->tstate_current, &v) < 0)
+            return -EFAULT;
+    }
+    *tstate = v;
+    return 0;
+}
+
+int reader_threads(struct pyreader *r, uint64_t interp, uint64_t *tstates, size_t max, size_t *n)
+{
+    const struct abi_offsets *o = &r->off;
+    uint64_t ts = 0;
+    *n = 0;
+    if (!interp)
+        return 0;
+    if (mem_read_u64(r->mem, interp + (uint64_t)o->interp_tstate_head, &ts) < 0)
+        return -EFAULT;
+    reader_visit_reset(r);
+    size_t k = 0;
+    for (size_t i = 0; ts && i < READER_MAX_THREADS; i++) {
+        if (reader_visit(r, ts))
+            return -EFAULT;   /* a cycle: garbage */
+        if (k < max)
+            tstates[k++] = ts;
+        if (mem_read_u64(r->mem, ts + (uint64_t)o->tstate_next, &ts) < 0)
+            return -EFAULT;
+    }
+    *n = k;
+    return 0;
+}
+
+int reader_thread(struct pyreader *r, uint64_t tstate, struct rthread *out)
+{
+    const struct abi_offsets *o = &r->off;
+    unsigned char buf[4096];
+    memset(out, 0, sizeof(*out));
+    if (r->tstate_len > sizeof(buf) || mem_read(r->mem, tstate, buf, r->tstate_len) < 0)
+        return -EFAULT;
+    out->tstate = tstate;
+    out->thread_id = rd64(buf, o->tstate_thread_id);
+    if (o->tstate_native_thread_id != ABI_NONE) {
+        uint64_t nid = rd64(buf, o->tstate_native_thread_id);
+        out->native_id = nid > 0 && nid < (1u << 30) ? (pid_t)nid : 0;
+    }
+    if (o->tstate_frame != ABI_NONE) {
+        out->top_frame = rd64(buf, o->tstate_frame);
+    } else if (o->tstate_current_frame != ABI_NONE) {
+        out->top_frame = rd64(buf, o->tstate_current_frame);
+    } else if (o->tstate_cframe != ABI_NONE) {
+        uint64_t cframe = rd64(buf, o->tstate_cframe), f = 0;
+        if (cframe && mem_read_u64(r->mem, cframe + (uint64_t)o->cframe_current_frame, &f) < 0)
+            return -EFAULT;
+        out->top_frame = f;
+    }
+    return 0;
+}
+
+int reader_stack(struct pyreader *r, const struct rthread *t, struct rframe *frames, size_t max,
+                 size_t *n)
+{
+    *n = 0;
+    if (!t->top_frame)
+        return 0;
+    if (r->off.iframe_previous != ABI_NONE)
+        return frames_interp_walk(r, t->top_frame, frames, max, n);
+    return frames_object_walk(r, t->top_frame, frames, max, n);
+}
+
+int reader_finalizing(struct pyreader *r)
+{
+    uint64_t v = 0;
+    if (!r->target->runtime || r->off.runtime_finalizing == ABI_NONE)
+        return 0;
+    if (mem_read_u64(r->mem, r->target->runtime + (uint64_t)r->off.runtime_finalizing, &v) < 0)
+        return 0;
+    return v != 0;
+}

@@ -1,0 +1,141 @@
+/*
+ * main.c - pyflame: parse the options, launch or find the target, sample,
+ * write the profile.  Every error is reported here, once, on one line.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "emit.h"
+#include "launch.h"
+#include "options.h"
+#include "profile.h"
+#include "sampler.h"
+#include "signals.h"
+#include "target.h"
+
+static void print_version(FILE *out)
+{
+    char list[128];
+    target_abi_list(list, sizeof(list));
+    fprintf(out, "pyflame %s linux x86_64 (ABI list: %s)\n", PYFLAME_VERSION, list);
+}
+
+/* Checks that the output can be written before anything is attached. */
+static int check_output(const char *path, struct error *e)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return 0;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return error_set(e, -EISDIR, "cannot open file \"%s\" as output: Is a directory", path);
+        if (access(path, W_OK) != 0)
+            return error_set(e, -errno, "cannot open file \"%s\" as output: %s", path, strerror(errno));
+    }
+    char *copy = strdup(path);
+    if (!copy)
+        return error_set(e, -ENOMEM, "out of memory");
+    const char *dir = dirname(copy);
+    int rc = 0;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        rc = error_set(e, -ENOENT, "cannot open file \"%s\" as output: No such directory \"%s\"",
+                       path, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        rc = error_set(e, -errno, "cannot open file \"%s\" as output: %s", path, strerror(errno));
+    free(copy);
+    return rc;
+}
+
+struct dump_ctx {
+    const struct options *o;
+    const struct emit_options *eo;
+};
+
+static void dump_now(const struct profile *p, void *arg)
+{
+    struct dump_ctx *d = arg;
+    char err[512];
+    if (emit_profile(d->o->output, p, d->eo, err, sizeof(err)) < 0)
+        fprintf(stderr, "pyflame: %s\n", err);
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    struct error e = { 0, "" };
+    signals_install();
+
+    if (options_parse(argc, argv, &o, &e) < 0) {
+        if (e.msg[0])
+            fprintf(stderr, "pyflame: %s\n", e.msg);
+        if (!e.msg[0] || strstr(e.msg, "requires a command"))
+            fputs(options_usage(), stderr);
+        return 1;
+    }
+    if (o.action == ACTION_HELP) {
+        print_version(stdout);
+        putchar('\n');
+        fputs(options_usage(), stdout);
+        return 0;
+    }
+    if (o.action == ACTION_VERSION) {
+        print_version(stdout);
+        return 0;
+    }
+    if (o.deprecated_pid)
+        fprintf(stderr, "WARNING: Specifying a PID to trace without -p is deprecated; see Pyflame "
+                        "issue #99 for details.\n");
+    if (check_output(o.output, &e) < 0) {
+        fprintf(stderr, "pyflame: %s\n", e.msg);
+        return 1;
+    }
+
+    struct emit_options eo;
+    memset(&eo, 0, sizeof(eo));
+    eo.format = o.format;
+    eo.exclude_idle = o.exclude_idle;
+    eo.no_line_numbers = o.no_line_numbers;
+    eo.per_thread = o.per_thread;
+    eo.per_process = o.npids > 1;
+    eo.qualnames = o.qualnames;
+    eo.title = o.title;
+
+    struct profile *p = profile_new(format_needs_events(o.format));
+    if (!p) {
+        fprintf(stderr, "pyflame: out of memory\n");
+        return 1;
+    }
+
+    pid_t child = 0;
+    if (o.command && launch_command(o.command, &child, &e) < 0) {
+        fprintf(stderr, "pyflame: %s\n", e.msg);
+        profile_free(p);
+        return 1;
+    }
+
+    struct dump_ctx dctx = { &o, &eo };
+    struct sampler_result res;
+    int rc = sampler_run(&o, child, p, dump_now, &dctx, &res, &e);
+    if (rc < 0) {
+        fprintf(stderr, "pyflame: %s\n", e.msg);
+        profile_free(p);
+        return 1;
+    }
+
+    char err[512];
+    int status = 0;
+    if (emit_profile(o.output, p, &eo, err, sizeof(err)) < 0) {
+        fprintf(stderr, "pyflame: %s\n", err);
+        status = 1;
+    }
+    profile_free(p);
+    if (status == 0 && child > 0 && !res.stop_signal && res.child_status != -1)
+        status = launch_exit_code(res.child_status);
+    return status;
+}

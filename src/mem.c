@@ -1,0 +1,182 @@
+/* mem.c - remote memory reads.  See mem.h. */
+#include "mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define MEM_MAX_IOV 64
+
+void mem_init(struct mem *m, pid_t pid)
+{
+    memset(m, 0, sizeof(*m));
+    m->pid = pid;
+    m->memfd = -1;
+    m->rng = 0x9e3779b97f4a7c15ULL;
+}
+
+void mem_close(struct mem *m)
+{
+    if (m->memfd >= 0)
+        close(m->memfd);
+    m->memfd = -1;
+}
+
+static double rng_unit(struct mem *m)
+{
+    /* xorshift64* */
+    m->rng ^= m->rng >> 12;
+    m->rng ^= m->rng << 25;
+    m->rng ^= m->rng >> 27;
+    return (double)((m->rng * 0x2545F4914F6CDD1DULL) >> 11) / (double)(1ULL << 53);
+}
+
+/* Applies the injected faults to a successful read; returns its new result. */
+static int inject(struct mem *m, void *buf, size_t len)
+{
+    if (m->faults.fail > 0 && rng_unit(m) < m->faults.fail)
+        return -EFAULT;
+    if (m->faults.truncate > 0 && rng_unit(m) < m->faults.truncate)
+        return -EFAULT;
+    if (m->faults.corrupt > 0 && len && rng_unit(m) < m->faults.corrupt) {
+        unsigned char *b = buf;
+        for (size_t i = 0; i < len; i++)
+            b[i] ^= (unsigned char)(rng_unit(m) * 256.0);
+    }
+    return 0;
+}
+
+static int open_memfd(struct mem *m)
+{
+    if (m->memfd >= 0)
+        return 0;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/mem", (int)m->pid);
+    m->memfd = open(path, O_RDONLY | O_CLOEXEC);
+    return m->memfd >= 0 ? 0 : -errno;
+}
+
+static int read_memfd(struct mem *m, uint64_t addr, void *buf, size_t len)
+{
+    if (open_memfd(m) < 0)
+        return -EFAULT;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(m->memfd, (char *)buf + got, len - got, (off_t)(addr + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 && errno == ESRCH ? -ESRCH : -EFAULT;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
+{
+    m->reads++;
+    if (len == 0)
+        return 0;
+    if (addr == 0 || addr + len < addr || addr >= (1ULL << 47)) {
+        m->failures++;
+        return -EFAULT;
+    }
+    int rc;
+    if (!m->vm_broken) {
+        struct iovec local = { buf, len };
+        struct iovec remote = { (void *)(uintptr_t)addr, len };
+        ssize_t r = process_vm_readv(m->pid, &local, 1, &remote, 1, 0);
+        if (r == (ssize_t)len) {
+            rc = 0;
+        } else if (r < 0 && (errno == ENOSYS || errno == EPERM)) {
+            m->vm_broken = 1;
+            rc = read_memfd(m, addr, buf, len);
+        } else {
+            rc = r < 0 && errno == ESRCH ? -ESRCH : -EFAULT;
+        }
+    } else {
+        rc = read_memfd(m, addr, buf, len);
+    }
+    if (rc == 0 && (m->faults.fail > 0 || m->faults.corrupt > 0 || m->faults.truncate > 0))
+        rc = inject(m, buf, len);
+    if (rc < 0)
+        m->failures++;
+    else
+        m->bytes += len;
+    return rc;
+}
+
+int mem_read_u64(struct mem *m, uint64_t addr, uint64_t *out)
+{
+    return mem_read(m, addr, out, sizeof(*out));
+}
+
+int mem_read_i32(struct mem *m, uint64_t addr, int32_t *out)
+{
+    return mem_read(m, addr, out, sizeof(*out));
+}
+
+int mem_readv(struct mem *m, const struct mem_req *reqs, size_t n)
+{
+    if (m->vm_broken || m->faults.fail > 0 || m->faults.corrupt > 0 || m->faults.truncate > 0) {
+        for (size_t i = 0; i < n; i++)
+            if (mem_read(m, reqs[i].addr, reqs[i].buf, reqs[i].len) < 0)
+                return -EFAULT;
+        return 0;
+    }
+    for (size_t i = 0; i < n;) {
+        struct iovec local[MEM_MAX_IOV], remote[MEM_MAX_IOV];
+        size_t k = 0, total = 0;
+        for (; k < MEM_MAX_IOV && i + k < n; k++) {
+            const struct mem_req *r = &reqs[i + k];
+            if (r->addr == 0 || r->addr >= (1ULL << 47))
+                return -EFAULT;
+            local[k].iov_base = r->buf;
+            local[k].iov_len = r->len;
+            remote[k].iov_base = (void *)(uintptr_t)r->addr;
+            remote[k].iov_len = r->len;
+            total += r->len;
+        }
+        m->reads += k;
+        ssize_t got = process_vm_readv(m->pid, local, k, remote, k, 0);
+        if (got != (ssize_t)total) {
+            m->failures++;
+            return -EFAULT;
+        }
+        m->bytes += total;
+        i += k;
+    }
+    return 0;
+}
+
+int mem_faults_from_env(struct mem *m)
+{
+    const char *s = getenv("PYFLAME_TEST_FAULTS");
+    if (!s || !*s)
+        return 0;
+    char *copy = strdup(s), *save = NULL;
+    if (!copy)
+        return 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            continue;
+        *eq++ = '\0';
+        if (strcmp(tok, "fail") == 0)
+            m->faults.fail = atof(eq);
+        else if (strcmp(tok, "corrupt") == 0)
+            m->faults.corrupt = atof(eq);
+        else if (strcmp(tok, "truncate") == 0)
+            m->faults.truncate = atof(eq);
+        else if (strcmp(tok, "seed") == 0)
+            m->faults.seed = strtoull(eq, NULL, 10);
+    }
+    free(copy);
+    if (m->faults.seed)
+        m->rng = m->faults.seed * 0x9e3779b97f4a7c15ULL + 1;
+    return m->faults.fail > 0 || m->faults.corrupt > 0 || m->faults.truncate > 0;
+}

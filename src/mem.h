@@ -1,0 +1,50 @@
+/*
+ * mem.h - the one door to the target's memory.  Every remote read goes
+ * through here: process_vm_readv first, /proc/PID/mem as the fallback.
+ * Reads are counted, and a test-only fault injector can fail, truncate or
+ * corrupt a chosen share of them (PYFLAME_TEST_FAULTS, see mem_faults_from_env).
+ */
+#ifndef PYFLAME_MEM_H
+#define PYFLAME_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct mem_faults {
+    double fail;       /* share of reads that fail with -EFAULT */
+    double corrupt;    /* share of reads whose bytes are scrambled */
+    double truncate;   /* share of reads that come back short (-EFAULT) */
+    uint64_t seed;
+};
+
+struct mem {
+    pid_t pid;
+    int memfd;             /* /proc/PID/mem, opened on first need, or -1 */
+    int vm_broken;         /* process_vm_readv is not usable: use memfd */
+    uint64_t reads, bytes, failures;
+    struct mem_faults faults;
+    uint64_t rng;
+};
+
+void mem_init(struct mem *m, pid_t pid);
+void mem_close(struct mem *m);
+
+/* Reads exactly len bytes at addr.  0, or -EFAULT (any failure, incl. a
+ * short read), or -ESRCH when the process is gone. */
+int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len);
+
+/* Typed helpers. */
+int mem_read_u64(struct mem *m, uint64_t addr, uint64_t *out);
+int mem_read_i32(struct mem *m, uint64_t addr, int32_t *out);
+
+/* One batch of reads in a single system call where possible: each entry is
+ * (addr, buf, len).  Returns 0 when all succeeded, else -EFAULT. */
+struct mem_req { uint64_t addr; void *buf; size_t len; };
+int mem_readv(struct mem *m, const struct mem_req *reqs, size_t n);
+
+/* Parses PYFLAME_TEST_FAULTS="fail=0.1,corrupt=0.05,truncate=0.05,seed=7"
+ * into m->faults.  Returns 1 if faults were enabled. */
+int mem_faults_from_env(struct mem *m);
+
+#endif

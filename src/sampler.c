@@ -1,0 +1,565 @@
+/*
+ * sampler.c - the sampling loop.  See sampler.h.
+ *
+ * Per tick and per process: stop (stopper), read (reader) into a frame
+ * pool, resume, and only then turn what was read into profile records, so
+ * the target is stopped for the reads alone.
+ */
+#include "sampler.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "mem.h"
+#include "proc.h"
+#include "reader.h"
+#include "signals.h"
+#include "stopper.h"
+#include "target.h"
+
+#define FRAME_POOL      (64 * 1024)
+#define MAX_TICK_THREADS 1024
+#define KNOWN_THREADS   4096
+/* Launch mode: how long a command may run without showing a Python interpreter. */
+#define LAUNCH_FIND_TIMEOUT_NS (10ULL * 1000000000ULL)
+
+struct known_thread {
+    uint64_t tstate, thread_id;
+    pid_t tid;
+    uint32_t pf_thread;
+};
+
+struct sproc {
+    pid_t pid;
+    int alive;
+    int started;                 /* the interpreter has shown a first frame */
+    struct pytarget target;
+    struct mem mem;
+    struct pyreader reader;
+    int reader_ok;
+    uint32_t pf_process;
+    uint32_t pf_nothread;        /* the thread used for idle/failed ticks */
+    struct known_thread *known;
+    size_t nknown;
+    int warned_finalizing;
+};
+
+/* What one thread looked like at one tick. */
+struct tick_thread {
+    struct sproc *sp;
+    uint32_t pf_thread;
+    enum sample_kind kind;
+    int gil;
+    size_t off, n;
+};
+
+struct sampler {
+    const struct options *o;
+    struct profile *p;
+    struct stopper st;
+    struct sproc *procs;
+    size_t nprocs;
+    pid_t child;
+    int child_status;
+    struct rframe *pool;
+    size_t pool_used;
+    struct tick_thread tt[MAX_TICK_THREADS];
+    size_t ntt;
+    uint32_t *ids;               /* scratch: frame ids of one stack */
+    uint32_t tick;
+};
+
+/* ---- threads --------------------------------------------------------------- */
+
+static uint32_t thread_for(struct sampler *s, struct sproc *sp, const struct rthread *t)
+{
+    for (size_t i = 0; i < sp->nknown; i++)
+        if (sp->known[i].tstate == t->tstate && sp->known[i].thread_id == t->thread_id &&
+            sp->known[i].tid == t->native_id)
+            return sp->known[i].pf_thread;
+    char name[64];
+    const char *namep = NULL;
+    if (t->native_id > 0 && proc_thread_name(sp->pid, t->native_id, name, sizeof(name)) == 0)
+        namep = name;
+    uint32_t id = profile_thread(s->p, sp->pf_process, t->native_id, t->thread_id, namep);
+    if (id == PF_NONE)
+        return sp->pf_nothread;
+    if (sp->nknown < KNOWN_THREADS) {
+        struct known_thread *k = &sp->known[sp->nknown++];
+        k->tstate = t->tstate;
+        k->thread_id = t->thread_id;
+        k->tid = t->native_id;
+        k->pf_thread = id;
+    }
+    return id;
+}
+
+/* ---- one tick -------------------------------------------------------------- */
+
+static void add_tt(struct sampler *s, struct sproc *sp, uint32_t thread, enum sample_kind kind,
+                   int gil, size_t off, size_t n)
+{
+    if (s->ntt >= MAX_TICK_THREADS)
+        return;
+    struct tick_thread *x = &s->tt[s->ntt++];
+    x->sp = sp;
+    x->pf_thread = thread;
+    x->kind = kind;
+    x->gil = gil;
+    x->off = off;
+    x->n = n;
+}
+
+/* Reads one thread's stack into the pool; returns 0, or <0 for a failed read. */
+static int read_stack(struct sampler *s, struct sproc *sp, const struct rthread *t, size_t *off,
+                      size_t *n)
+{
+    size_t room = FRAME_POOL - s->pool_used;
+    if (room > READER_MAX_DEPTH)
+        room = READER_MAX_DEPTH;
+    if (room == 0)
+        return -ENOSPC;
+    *off = s->pool_used;
+    int rc = reader_stack(&sp->reader, t, s->pool + s->pool_used, room, n);
+    if (rc == -E2BIG)
+        rc = 0;   /* truncated at the root end: keep the leaf-most frames */
+    if (rc == 0)
+        s->pool_used += *n;
+    return rc;
+}
+
+/* Reads what one process shows at this tick (the target is stopped, unless
+ * non-blocking).  Returns 1 if the interpreter is up, 0 if not yet. */
+static int sample_process(struct sampler *s, struct sproc *sp)
+{
+    struct pyreader *r = &sp->reader;
+    uint64_t interp = 0, holder = 0;
+    if (reader_interp(r, &interp) < 0) {
+        add_tt(s, sp, sp->pf_nothread, SAMPLE_FAILED, 0, 0, 0);
+        return 1;
+    }
+    if (!interp)
+        return 0;   /* not initialised yet */
+    if (reader_gil_holder(r, interp, &holder) < 0) {
+        add_tt(s, sp, sp->pf_nothread, SAMPLE_FAILED, 0, 0, 0);
+        return 1;
+    }
+
+    if (!s->o->threads) {
+        struct rthread t;
+        size_t off = 0, n = 0;
+        if (!holder) {
+            add_tt(s, sp, sp->pf_nothread, SAMPLE_IDLE, 0, 0, 0);
+            return 1;
+        }
+        if (reader_thread(r, holder, &t) < 0 || read_stack(s, sp, &t, &off, &n) < 0) {
+            add_tt(s, sp, sp->pf_nothread, SAMPLE_FAILED, 1, 0, 0);
+            return 1;
+        }
+        if (n == 0) {
+            add_tt(s, sp, sp->pf_nothread, SAMPLE_IDLE, 0, 0, 0);
+            return 1;
+        }
+        add_tt(s, sp, thread_for(s, sp, &t), SAMPLE_STACK, 1, off, n);
+        return 1;
+    }
+
+    uint64_t tstates[512];
+    size_t nts = 0;
+    if (reader_threads(r, interp, tstates, sizeof(tstates) / sizeof(tstates[0]), &nts) < 0) {
+        add_tt(s, sp, sp->pf_nothread, SAMPLE_FAILED, 0, 0, 0);
+        return 1;
+    }
+    size_t with_frames = 0, first = s->ntt;
+    for (size_t i = 0; i < nts; i++) {
+        struct rthread t;
+        size_t off = 0, n = 0;
+        int gil = tstates[i] == holder;
+        if (reader_thread(r, tstates[i], &t) < 0) {
+            add_tt(s, sp, sp->pf_nothread, SAMPLE_FAILED, gil, 0, 0);
+            continue;
+        }
+        uint32_t id = thread_for(s, sp, &t);
+        if (read_stack(s, sp, &t, &off, &n) < 0) {
+            add_tt(s, sp, id, SAMPLE_FAILED, gil, 0, 0);
+            continue;
+        }
+        if (n == 0)
+            continue;   /* a thread with no Python frame has nothing to show */
+        with_frames++;
+        add_tt(s, sp, id, SAMPLE_STACK, gil, off, n);
+    }
+    if (with_frames == 0 && s->ntt == first)
+        add_tt(s, sp, sp->pf_nothread, SAMPLE_IDLE, 0, 0, 0);
+    return 1;
+}
+
+static int thread_filtered_out(struct sampler *s, const struct tick_thread *x)
+{
+    const struct options *o = s->o;
+    if (o->gil_only && x->kind == SAMPLE_STACK && !x->gil)
+        return 1;
+    if (!o->nthread_filters || x->kind != SAMPLE_STACK)
+        return 0;
+    const struct pf_thread *t = profile_thread_get(s->p, x->pf_thread);
+    if (!t)
+        return 1;
+    for (int i = 0; i < o->nthread_filters; i++) {
+        const char *f = o->thread_filters[i];
+        char *end;
+        long v = strtol(f, &end, 10);
+        if (*end == '\0' && end != f && (v == t->tid || (uint64_t)v == t->thread_id))
+            return 0;
+        if (t->name != PF_NONE && strcmp(profile_str(s->p, t->name), f) == 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Turns the tick's reads into profile records (after the target resumed). */
+static int record_tick(struct sampler *s, uint64_t now_real)
+{
+    for (size_t i = 0; i < s->ntt; i++) {
+        struct tick_thread *x = &s->tt[i];
+        if (thread_filtered_out(s, x))
+            continue;
+        uint32_t stack = PF_NONE;
+        if (x->kind == SAMPLE_STACK) {
+            /* pool holds leaf first; the profile wants root first */
+            for (size_t k = 0; k < x->n; k++) {
+                const struct rframe *rf = &s->pool[x->off + x->n - 1 - k];
+                struct pf_frame f = { rf->file, rf->name, rf->qualname, rf->line, rf->firstlineno };
+                s->ids[k] = profile_frame(s->p, &f);
+                if (s->ids[k] == PF_NONE)
+                    return -ENOMEM;
+            }
+            stack = profile_stack(s->p, s->ids, x->n);
+            if (stack == PF_NONE)
+                return -ENOMEM;
+        }
+        if (profile_add(s->p, x->pf_thread, stack, x->kind, x->gil, now_real, s->tick) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- setup ----------------------------------------------------------------- */
+
+static int setup_process(struct sampler *s, struct sproc *sp, pid_t pid, struct error *e)
+{
+    memset(sp, 0, sizeof(*sp));
+    sp->pid = pid;
+    int rc = target_discover(pid, s->o->abi, &sp->target, e);
+    if (rc < 0)
+        return rc;
+    mem_init(&sp->mem, pid);
+    mem_faults_from_env(&sp->mem);
+    rc = reader_init(&sp->reader, &sp->target, &sp->mem, s->p);
+    if (rc < 0)
+        return error_set(e, rc, "out of memory");
+    sp->reader_ok = 1;
+    char cmdline[512] = "";
+    proc_cmdline(pid, cmdline, sizeof(cmdline));
+    sp->pf_process = profile_process(s->p, pid, cmdline);
+    sp->pf_nothread = profile_thread(s->p, sp->pf_process, 0, 0, NULL);
+    sp->known = calloc(KNOWN_THREADS, sizeof(*sp->known));
+    if (sp->pf_process == PF_NONE || sp->pf_nothread == PF_NONE || !sp->known)
+        return error_set(e, -ENOMEM, "out of memory");
+    snprintf(profile_meta(s->p)->python_version, sizeof(profile_meta(s->p)->python_version), "%s",
+             sp->target.version_str);
+    sp->alive = 1;
+    sp->started = s->child != pid;   /* attach mode counts idle time from the start */
+    return 0;
+}
+
+static void teardown(struct sampler *s)
+{
+    for (size_t i = 0; i < s->nprocs; i++) {
+        struct sproc *sp = &s->procs[i];
+        if (sp->reader_ok)
+            reader_free(&sp->reader);
+        mem_close(&sp->mem);
+        free(sp->known);
+    }
+    free(s->procs);
+    free(s->pool);
+    free(s->ids);
+    stopper_free(&s->st);
+}
+
+/* Attach-mode errors name the cause where we can tell it. */
+static int attach_error(pid_t pid, int rc, struct error *e)
+{
+    long tracer = 0;
+    if (rc == -EPERM && proc_status_long(pid, "TracerPid", &tracer) == 0 && tracer > 0)
+        return error_set(e, rc, "Failed to seize PID %d: it is already traced by PID %ld", (int)pid,
+                         tracer);
+    if (rc == -EPERM)
+        return error_set(e, rc, "Failed to seize PID %d: Operation not permitted (run as root or as "
+                         "the same user; check kernel.yama.ptrace_scope, and in containers "
+                         "CAP_SYS_PTRACE: docker run --cap-add SYS_PTRACE)", (int)pid);
+    return rc;
+}
+
+/* Launch mode: wait until the child maps a Python interpreter. */
+static int wait_for_python(struct sampler *s, struct sproc *sp, struct error *e)
+{
+    uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + LAUNCH_FIND_TIMEOUT_NS;
+    uint64_t delay_ns = 200000;
+    for (;;) {
+        struct error tmp = { 0, "" };
+        int rc = setup_process(s, sp, s->child, &tmp);
+        if (rc == 0)
+            return 0;
+        if (rc != -ENOENT && rc != -ESRCH) {
+            *e = tmp;
+            return rc;
+        }
+        int status;
+        pid_t w = waitpid(s->child, &status, WNOHANG);
+        if (w == s->child) {
+            s->child_status = status;
+            return error_set(e, -ECHILD, "Failed to locate libpython: the command exited (%s %d) "
+                             "before a Python interpreter was found",
+                             WIFEXITED(status) ? "status" : "signal",
+                             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        }
+        if (signals_pending & SIGNALS_STOP)
+            return error_set(e, -EINTR, "interrupted before a Python interpreter was found");
+        if (clock_ns(CLOCK_MONOTONIC) > deadline)
+            return error_set(e, -ENOENT, "Failed to locate libpython within timeout period (%llu s): "
+                             "PID %d (%s) does not look like a Python process; it is left running",
+                             LAUNCH_FIND_TIMEOUT_NS / 1000000000ULL, (int)s->child, s->o->command[0]);
+        struct timespec ts = ns_to_timespec(delay_ns);
+        nanosleep(&ts, NULL);
+        if (delay_ns < 5000000)
+            delay_ns += delay_ns / 2;
+    }
+}
+
+/* ---- the loop -------------------------------------------------------------- */
+
+static int any_alive(struct sampler *s)
+{
+    for (size_t i = 0; i < s->nprocs; i++)
+        if (s->procs[i].alive)
+            return 1;
+    return 0;
+}
+
+/* Notices processes that exited (blocking mode: through the stopper). */
+static void check_exits(struct sampler *s)
+{
+    for (size_t i = 0; i < s->nprocs; i++) {
+        struct sproc *sp = &s->procs[i];
+        if (!sp->alive)
+            continue;
+        if (s->o->nonblocking) {
+            if (s->child == sp->pid) {
+                int status;
+                if (waitpid(sp->pid, &status, WNOHANG) == sp->pid) {
+                    s->child_status = status;
+                    sp->alive = 0;
+                }
+            } else if (kill(sp->pid, 0) < 0 && errno == ESRCH) {
+                sp->alive = 0;
+            } else if (!proc_alive(sp->pid)) {
+                sp->alive = 0;
+            }
+        } else if (!stopper_alive(&s->st, sp->pid)) {
+            sp->alive = 0;
+            if (s->st.exited_pid == sp->pid && s->st.exited_is_status && s->child == sp->pid)
+                s->child_status = s->st.exit_status;
+        }
+    }
+}
+
+static void sleep_until(struct sampler *s, uint64_t deadline)
+{
+    for (;;) {
+        if (!s->o->nonblocking)
+            stopper_poll(&s->st);   /* re-deliver signals, pick up threads, notice exits */
+        if (signals_pending & (SIGNALS_STOP | SIGNALS_DUMP))
+            return;
+        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        if (now >= deadline)
+            return;
+        check_exits(s);
+        if (!any_alive(s))
+            return;
+        struct timespec ts = ns_to_timespec(deadline);
+        int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        if (rc == 0)
+            return;
+        /* EINTR: a traced thread reported (SIGCHLD) or a signal for us; loop. */
+    }
+}
+
+int sampler_run(const struct options *o, pid_t child, struct profile *p,
+                sampler_dump_fn on_dump, void *dump_arg, struct sampler_result *res,
+                struct error *e)
+{
+    struct sampler s;
+    memset(&s, 0, sizeof(s));
+    memset(res, 0, sizeof(*res));
+    res->child_status = -1;
+    s.o = o;
+    s.p = p;
+    s.child = child;
+    s.child_status = -1;
+    stopper_init(&s.st);
+    size_t nprocs = child > 0 ? 1 : (size_t)o->npids;
+    s.procs = calloc(nprocs, sizeof(*s.procs));
+    s.pool = malloc(FRAME_POOL * sizeof(*s.pool));
+    s.ids = malloc(READER_MAX_DEPTH * sizeof(*s.ids));
+    if (!s.procs || !s.pool || !s.ids) {
+        teardown(&s);
+        return error_set(e, -ENOMEM, "out of memory");
+    }
+
+    /* Find every interpreter, then attach to every process. */
+    int rc = 0;
+    if (child > 0) {
+        rc = wait_for_python(&s, &s.procs[0], e);
+        if (rc == 0)
+            s.nprocs = 1;
+    } else {
+        for (size_t i = 0; i < nprocs && rc == 0; i++) {
+            rc = setup_process(&s, &s.procs[i], o->pids[i], e);
+            if (rc == 0)
+                s.nprocs++;
+        }
+    }
+    if (rc == 0 && !o->nonblocking) {
+        for (size_t i = 0; i < s.nprocs && rc == 0; i++) {
+            rc = stopper_attach(&s.st, s.procs[i].pid, e);
+            if (rc < 0)
+                rc = attach_error(s.procs[i].pid, rc, e);
+        }
+    }
+    if (rc < 0) {
+        stopper_detach(&s.st, 0);
+        res->child_status = s.child_status;
+        teardown(&s);
+        return rc;
+    }
+    for (size_t i = 0; i < s.nprocs; i++)
+        if (s.procs[i].reader.warning[0])
+            fprintf(stderr, "pyflame: %s\n", s.procs[i].reader.warning);
+
+    uint64_t period = o->rate > 0 ? (uint64_t)(o->rate * 1e9) : 0;
+    uint64_t start = clock_ns(CLOCK_MONOTONIC);
+    uint64_t end = o->seconds > 0 ? start + (uint64_t)(o->seconds * 1e9) : 0;
+    uint64_t next = start;
+    struct profile_meta *meta = profile_meta(p);
+    meta->period_ns = period;
+    int one_shot = o->seconds == 0;
+    int recorded_any = 0;
+
+    for (;;) {
+        if (signals_pending & SIGNALS_STOP) {
+            res->stop_signal = signals_stop_signal();
+            break;
+        }
+        if (signals_pending & SIGNALS_DUMP) {
+            signals_clear_dump();
+            if (on_dump)
+                on_dump(p, dump_arg);
+        }
+        check_exits(&s);
+        if (!any_alive(&s)) {
+            res->all_exited = 1;
+            break;
+        }
+
+        uint64_t now_real = clock_ns(CLOCK_REALTIME);
+        s.ntt = 0;
+        s.pool_used = 0;
+        int any_started = 0;
+        for (size_t i = 0; i < s.nprocs; i++) {
+            struct sproc *sp = &s.procs[i];
+            if (!sp->alive)
+                continue;
+            if (!o->nonblocking && stopper_stop(&s.st, sp->pid) == 0) {
+                check_exits(&s);
+                continue;
+            }
+            size_t before = s.ntt;
+            int up = sample_process(&s, sp);
+            if (!o->nonblocking)
+                stopper_resume(&s.st, sp->pid);
+            if (!up) {
+                s.ntt = before;   /* not started yet (launch mode): nothing to count */
+                continue;
+            }
+            if (!sp->started) {
+                /* Launch mode counts from the first Python frame. */
+                for (size_t k = before; k < s.ntt; k++)
+                    if (s.tt[k].kind == SAMPLE_STACK)
+                        sp->started = 1;
+                if (!sp->started) {
+                    s.ntt = before;
+                    continue;
+                }
+            }
+            if (!sp->warned_finalizing && reader_finalizing(&sp->reader)) {
+                sp->warned_finalizing = 1;
+                if (isatty(2))
+                    fprintf(stderr, "pyflame: the interpreter of PID %d is finalizing\n", (int)sp->pid);
+            }
+            any_started = 1;
+        }
+        if (any_started) {
+            s.tick++;
+            if (!meta->start_ns)
+                meta->start_ns = now_real;
+            meta->end_ns = now_real;
+            if (record_tick(&s, now_real) < 0) {
+                fprintf(stderr, "pyflame: out of memory; writing what was collected\n");
+                break;
+            }
+            recorded_any = 1;
+            res->ticks++;
+        }
+        if (one_shot && recorded_any)
+            break;
+
+        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        if (end && now >= end)
+            break;
+        if (period) {
+            next += period;
+            if (now > next + period) {
+                res->behind++;
+                next = now;   /* do not try to catch up with a burst */
+            }
+            uint64_t until = end && end < next ? end : next;
+            sleep_until(&s, until);
+            if (end && clock_ns(CLOCK_MONOTONIC) >= end)
+                break;
+        } else if (!o->nonblocking) {
+            stopper_poll(&s.st);
+        }
+    }
+    meta->ticks = s.tick;
+    uint64_t elapsed = clock_ns(CLOCK_MONOTONIC) - start;
+    res->achieved_rate = elapsed ? (double)res->ticks * 1e9 / (double)elapsed : 0;
+
+    stopper_detach(&s.st, 0);
+    if (child > 0 && s.child_status == -1 && !res->stop_signal) {
+        /* The child is ours to reap once it has gone. */
+        int status;
+        if (waitpid(child, &status, WNOHANG) == child)
+            s.child_status = status;
+    }
+    res->child_status = s.child_status;
+    teardown(&s);
+    return 0;
+}

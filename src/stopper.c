@@ -1,0 +1,322 @@
+/* stopper.c - ptrace stops and resumes.  See stopper.h. */
+#include "stopper.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "clock.h"
+#include "proc.h"
+
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
+#endif
+
+#define SEIZE_OPTIONS (PTRACE_O_TRACECLONE)
+
+void stopper_init(struct stopper *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->stop_timeout_ms = 1000;
+}
+
+void stopper_free(struct stopper *s)
+{
+    free(s->t);
+    memset(s, 0, sizeof(*s));
+}
+
+static struct tracee *find(struct stopper *s, pid_t tid)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->t[i].tid == tid)
+            return &s->t[i];
+    return NULL;
+}
+
+static struct tracee *add(struct stopper *s, pid_t tid, pid_t tgid)
+{
+    struct tracee *t = find(s, tid);
+    if (t)
+        return t;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        struct tracee *nt = realloc(s->t, cap * sizeof(*nt));
+        if (!nt)
+            return NULL;
+        s->t = nt;
+        s->cap = cap;
+    }
+    t = &s->t[s->n++];
+    memset(t, 0, sizeof(*t));
+    t->tid = tid;
+    t->tgid = tgid;
+    t->state = TRACEE_RUNNING;
+    return t;
+}
+
+static void drop(struct stopper *s, struct tracee *t)
+{
+    size_t i = (size_t)(t - s->t);
+    s->t[i] = s->t[--s->n];
+}
+
+static int is_group_stop_sig(int sig)
+{
+    return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+/* Records what waitpid said about tid. */
+static void handle_status(struct stopper *s, pid_t tid, int status)
+{
+    struct tracee *t = find(s, tid);
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+        pid_t tgid = t ? t->tgid : tid;
+        if (t)
+            drop(s, t);
+        if (tid == tgid) {
+            s->exited_pid = tgid;
+            s->exit_status = status;
+            s->exited_is_status = 1;
+            /* The leader reports last: whatever is left of this process is gone. */
+            for (size_t i = 0; i < s->n;)
+                if (s->t[i].tgid == tgid)
+                    drop(s, &s->t[i]);
+                else
+                    i++;
+        }
+        return;
+    }
+    if (!WIFSTOPPED(status))
+        return;
+    if (!t) {
+        /* A new thread whose first stop came before its parent's clone event. */
+        long tgid = tid;
+        proc_status_long(tid, "Tgid", &tgid);
+        t = add(s, tid, (pid_t)tgid);
+        if (!t)
+            return;
+    }
+    int sig = WSTOPSIG(status);
+    int event = (unsigned)status >> 16;
+    t->state = TRACEE_STOPPED;
+    switch (event) {
+    case PTRACE_EVENT_STOP:
+        if (is_group_stop_sig(sig)) {
+            /* A job-control stop of the target: keep it stopped (LISTEN on resume). */
+            t->pending_sig = -sig;
+        } else {
+            t->interrupt_pending = 0;
+            t->new_thread = 0;
+        }
+        break;
+    case PTRACE_EVENT_CLONE: {
+        unsigned long msg = 0;
+        if (ptrace(PTRACE_GETEVENTMSG, tid, NULL, &msg) == 0 && msg) {
+            struct tracee *nt = add(s, (pid_t)msg, t->tgid);
+            if (nt && nt->state == TRACEE_RUNNING) {
+                nt->new_thread = 1;
+                nt->interrupt_pending = 1;   /* it reports an initial stop by itself */
+            }
+        }
+        break;
+    }
+    case 0:
+        /* Signal-delivery-stop: the signal is the target's; give it back. */
+        t->pending_sig = sig;
+        break;
+    default:
+        break;   /* exec and others: just stopped */
+    }
+}
+
+static void resume_one(struct tracee *t)
+{
+    if (t->state != TRACEE_STOPPED)
+        return;
+    if (t->pending_sig < 0) {
+        t->pending_sig = 0;
+        if (ptrace(PTRACE_LISTEN, t->tid, NULL, NULL) == 0) {
+            t->state = TRACEE_LISTENING;
+            return;
+        }
+    }
+    int sig = t->pending_sig > 0 ? t->pending_sig : 0;
+    t->pending_sig = 0;
+    if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0 || errno == ESRCH)
+        t->state = TRACEE_RUNNING;
+}
+
+int stopper_attach(struct stopper *s, pid_t pid, struct error *e)
+{
+    /* Seize threads until a rescan finds no new ones (threads may be created
+     * meanwhile by threads not yet seized). */
+    for (int round = 0; round < 100; round++) {
+        pid_t *tids = NULL;
+        size_t n = 0;
+        int rc = proc_tasks(pid, &tids, &n);
+        if (rc < 0)
+            return error_set(e, rc, "Failed to seize PID %d: %s", (int)pid,
+                             rc == -ENOENT ? "No such process" : strerror(-rc));
+        int added = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (find(s, tids[i]))
+                continue;
+            if (ptrace(PTRACE_SEIZE, tids[i], NULL, (void *)(long)SEIZE_OPTIONS) != 0) {
+                int err = errno;
+                if (err == ESRCH && tids[i] != pid)
+                    continue;   /* the thread ended meanwhile */
+                free(tids);
+                stopper_detach(s, pid);
+                return error_set(e, -err, "Failed to seize PID %d: %s", (int)pid, strerror(err));
+            }
+            if (!add(s, tids[i], pid)) {
+                free(tids);
+                stopper_detach(s, pid);
+                return error_set(e, -ENOMEM, "out of memory");
+            }
+            added++;
+        }
+        free(tids);
+        if (!added)
+            return 0;
+    }
+    return 0;
+}
+
+static int wait_one(pid_t tid, int *status, uint64_t deadline_ns)
+{
+    for (;;) {
+        pid_t r = waitpid(tid, status, __WALL);
+        if (r == tid)
+            return 0;
+        if (r < 0 && errno == EINTR) {
+            if (clock_ns(CLOCK_MONOTONIC) >= deadline_ns)
+                return -ETIMEDOUT;
+            continue;
+        }
+        return -errno;   /* ECHILD: not ours any more */
+    }
+}
+
+static void arm_timer(unsigned long ms)
+{
+    struct itimerval it;
+    memset(&it, 0, sizeof(it));
+    it.it_value.tv_sec = (time_t)(ms / 1000);
+    it.it_value.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    /* Fire again every 50 ms after that, so no wait can outlive the deadline. */
+    it.it_interval.tv_usec = 50000;
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void disarm_timer(void)
+{
+    struct itimerval it;
+    memset(&it, 0, sizeof(it));
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+int stopper_stop(struct stopper *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        struct tracee *t = &s->t[i];
+        if ((pid && t->tgid != pid) || t->state != TRACEE_RUNNING || t->interrupt_pending)
+            continue;
+        if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0 || errno == ESRCH)
+            t->interrupt_pending = 1;
+    }
+    uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + s->stop_timeout_ms * 1000000ULL;
+    int armed = 0, stopped = 0;
+    for (size_t i = 0; i < s->n;) {
+        struct tracee *t = &s->t[i];
+        if ((pid && t->tgid != pid) || t->state != TRACEE_RUNNING) {
+            i++;
+            continue;
+        }
+        if (!armed) {
+            arm_timer(s->stop_timeout_ms);
+            armed = 1;
+        }
+        int status;
+        pid_t tid = t->tid;
+        int rc = wait_one(tid, &status, deadline);
+        if (rc == -ETIMEDOUT)
+            break;   /* leave the rest running; their stops are handled later */
+        if (rc < 0) {
+            drop(s, t);   /* gone */
+            continue;
+        }
+        size_t before = s->n;
+        handle_status(s, tid, status);
+        /* The array may have changed: restart the scan if it shrank. */
+        if (s->n < before)
+            i = 0;
+    }
+    if (armed)
+        disarm_timer();
+    for (size_t i = 0; i < s->n; i++)
+        if ((!pid || s->t[i].tgid == pid) && s->t[i].state != TRACEE_RUNNING)
+            stopped++;
+    return stopped;
+}
+
+void stopper_resume(struct stopper *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!pid || s->t[i].tgid == pid)
+            resume_one(&s->t[i]);
+}
+
+void stopper_poll(struct stopper *s)
+{
+    for (int k = 0; k < 10000; k++) {
+        int status;
+        pid_t tid = waitpid(-1, &status, __WALL | WNOHANG);
+        if (tid <= 0)
+            break;
+        handle_status(s, tid, status);
+        struct tracee *t = find(s, tid);
+        if (t)
+            resume_one(t);
+    }
+    /* A listening thread that got SIGCONT reports again; one that did not stays put. */
+}
+
+size_t stopper_count(const struct stopper *s, pid_t pid)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (!pid || s->t[i].tgid == pid)
+            c++;
+    return c;
+}
+
+int stopper_alive(const struct stopper *s, pid_t pid)
+{
+    if (s->exited_pid == pid)
+        return 0;
+    return stopper_count(s, pid) > 0;
+}
+
+void stopper_detach(struct stopper *s, pid_t pid)
+{
+    stopper_stop(s, pid);
+    for (size_t i = 0; i < s->n;) {
+        struct tracee *t = &s->t[i];
+        if (pid && t->tgid != pid) {
+            i++;
+            continue;
+        }
+        int sig = t->pending_sig > 0 ? t->pending_sig : 0;
+        if (t->state != TRACEE_RUNNING)
+            ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)sig);
+        drop(s, t);
+    }
+}

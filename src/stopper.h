@@ -1,0 +1,66 @@
+/*
+ * stopper.h - stopping and resuming the target's threads with ptrace.
+ *
+ * Every thread of a traced process is PTRACE_SEIZEd once (new threads are
+ * picked up through PTRACE_O_TRACECLONE).  Per tick, stopper_stop() brings all
+ * of them to a ptrace-stop (PTRACE_INTERRUPT, then wait for each), and
+ * stopper_resume() lets them go again.  Signals that arrive for the target
+ * while it is traced are re-delivered, never swallowed; job-control stops are
+ * kept with PTRACE_LISTEN.  stopper_detach() leaves every thread running and
+ * untraced, on every path out of the program.
+ */
+#ifndef PYFLAME_STOPPER_H
+#define PYFLAME_STOPPER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include "error.h"
+
+enum tracee_state { TRACEE_RUNNING, TRACEE_STOPPED, TRACEE_LISTENING };
+
+struct tracee {
+    pid_t tid;
+    pid_t tgid;
+    enum tracee_state state;
+    int pending_sig;          /* a signal to re-deliver on the next resume */
+    int interrupt_pending;    /* PTRACE_INTERRUPT sent, its stop not yet seen */
+    int new_thread;           /* created during the run: its first stop is pending */
+};
+
+struct stopper {
+    struct tracee *t;
+    size_t n, cap;
+    pid_t exited_pid;         /* a traced process whose last thread exited, or 0 */
+    int exit_status;          /* its wait status, when we are its parent */
+    int exited_is_status;     /* exit_status is valid */
+    unsigned long stop_timeout_ms;  /* how long to wait for one thread to stop */
+};
+
+void stopper_init(struct stopper *s);
+
+/* Seizes every thread of pid.  0, or -errno with a message in e. */
+int stopper_attach(struct stopper *s, pid_t pid, struct error *e);
+
+/* Stops every thread of pid (0 = of every traced process).  Returns the number
+ * of threads stopped; threads that vanish are dropped. */
+int stopper_stop(struct stopper *s, pid_t pid);
+
+/* Resumes the stopped threads of pid (0 = all), re-delivering pending signals. */
+void stopper_resume(struct stopper *s, pid_t pid);
+
+/* Handles whatever the traced threads reported meanwhile, without blocking:
+ * new threads, exits, signals (re-delivered at once), job-control stops. */
+void stopper_poll(struct stopper *s);
+
+/* Number of traced threads of pid that are alive. */
+size_t stopper_count(const struct stopper *s, pid_t pid);
+
+/* Is the process still traced and alive? */
+int stopper_alive(const struct stopper *s, pid_t pid);
+
+/* Detaches from every thread of pid (0 = all), leaving them running. */
+void stopper_detach(struct stopper *s, pid_t pid);
+
+void stopper_free(struct stopper *s);
+
+#endif
