@@ -16,7 +16,10 @@ PREFIX    ?= /usr/local
 CC        ?= cc
 PKG_CONFIG ?= pkg-config
 
-BUILD     := build
+BUILD     ?= build
+# The programs; the sanitizer build puts its own under $(BUILD).
+PYFLAME_BIN    ?= pyflame
+FLAMEGRAPH_BIN ?= flamegraph/flamegraph
 WARN      := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 CFLAGS    ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPYFLAME_VERSION='"$(VERSION)"' $(WARN) \
@@ -35,7 +38,7 @@ LIB       := $(BUILD)/libpyflame.a
 
 .PHONY: all check check-unit check-integration check-long deps demo bench install \
         clean abi-tables check-deps check-test-deps
-all: check-deps pyflame flamegraph/flamegraph
+all: check-deps $(PYFLAME_BIN) $(FLAMEGRAPH_BIN)
 
 check-deps:
 ifneq ($(DEPS_OK),yes)
@@ -59,10 +62,12 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-pyflame: $(BUILD)/src/main.o $(LIB)
+$(PYFLAME_BIN): $(BUILD)/src/main.o $(LIB)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_BASE)
 
-flamegraph/flamegraph: $(BUILD)/flamegraph/main.o $(LIB)
+$(FLAMEGRAPH_BIN): $(BUILD)/flamegraph/main.o $(LIB)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_BASE)
 
 # ---- tests -----------------------------------------------------------------
@@ -91,20 +96,23 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(HARNESS_OBJ) $(LIB)
 check: all check-test-deps check-unit check-integration
 	@echo "pyflame: all tests passed"
 
-check-unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; CK_FORK=yes $$t; done
+check-unit: $(FLAMEGRAPH_BIN) $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; \
+	    FLAMEGRAPH=$(CURDIR)/$(FLAMEGRAPH_BIN) CK_FORK=yes $$t; done
 
-check-integration: pyflame flamegraph/flamegraph $(INTEG_BIN)
-	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; PYFLAME=$(CURDIR)/pyflame $$t; done
+check-integration: $(PYFLAME_BIN) $(FLAMEGRAPH_BIN) $(INTEG_BIN)
+	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; \
+	    PYFLAME=$(CURDIR)/$(PYFLAME_BIN) FLAMEGRAPH=$(CURDIR)/$(FLAMEGRAPH_BIN) $$t; done
 
 # ---- demo, install, clean ----------------------------------------------------
 demo: all
-	@echo "== profiling demo/demo.py for 3 seconds (python: $${PYTHON:-python3})"
-	./pyflame -s 3 -o demo.txt -t $${PYTHON:-python3} demo/demo.py
-	./pyflame -s 3 -o demo.svg -t $${PYTHON:-python3} demo/demo.py
-	@echo "== wrote demo.txt (collapsed stacks, hottest first):"
-	@sort -t' ' -k2 -nr demo.txt | head -n 8
-	@echo "== wrote demo.svg: open it in a browser"
+	@command -v $${PYTHON:-python3} >/dev/null || { echo "make demo needs python3 (or PYTHON=...)" >&2; exit 1; }
+	@echo "== profiling demo/demo.py for 3 seconds with $${PYTHON:-python3}"
+	./$(PYFLAME_BIN) -o demo.txt -t $${PYTHON:-python3} demo/demo.py 3
+	./$(FLAMEGRAPH_BIN) --title "pyflame demo" -o demo.svg demo.txt
+	@echo "== demo.txt (collapsed stacks), the hottest:"
+	@sort -t' ' -k2 -nr demo.txt | head -n 5
+	@echo "== demo.svg: an interactive flame graph, open it in a browser"
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
@@ -112,7 +120,18 @@ install: all
 	install -m 755 flamegraph/flamegraph $(DESTDIR)$(PREFIX)/bin/pyflame-flamegraph
 
 clean:
-	rm -rf $(BUILD) pyflame flamegraph/flamegraph demo.txt demo.svg
+	rm -rf build build-asan pyflame flamegraph/flamegraph demo.txt demo.svg
 
 -include $(wildcard */module.mk)
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- long runs ---------------------------------------------------------------
+# Soak / stress / fuzz suites live in tests/long/ (run by `make check-long`),
+# plus the whole suite built with AddressSanitizer and UBSan in build-asan/.
+LONG_SCRIPTS := $(wildcard tests/long/*.sh)
+check-long: all
+	@set -e; for t in $(LONG_SCRIPTS); do echo "== $$t"; PYFLAME=$(CURDIR)/pyflame bash $$t; done
+	$(MAKE) --no-print-directory BUILD=build-asan PYFLAME_BIN=build-asan/pyflame \
+	    FLAMEGRAPH_BIN=build-asan/flamegraph check \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    LDFLAGS="-fsanitize=address,undefined"
