@@ -78,8 +78,10 @@ struct sampler {
 
 /* ---- threads --------------------------------------------------------------- */
 
-static uint32_t thread_for(struct sampler *s, struct sproc *sp, const struct rthread *t)
+static uint32_t thread_for(struct sampler *s, struct sproc *sp, struct rthread *t)
 {
+    if (!t->native_id && !s->o->nonblocking)
+        t->native_id = stopper_tid_for_pthread(&s->st, sp->pid, t->thread_id);
     for (size_t i = 0; i < sp->nknown; i++)
         if (sp->known[i].tstate == t->tstate && sp->known[i].thread_id == t->thread_id &&
             sp->known[i].tid == t->native_id)
@@ -194,6 +196,12 @@ static int sample_process(struct sampler *s, struct sproc *sp)
         if (n == 0)
             continue;   /* a thread with no Python frame has nothing to show */
         with_frames++;
+        if (s->o->exclude_idle && !gil && t.native_id) {
+            /* -x: a thread that neither holds the GIL nor runs on a CPU is idle. */
+            char st = stopper_state(&s->st, t.native_id);
+            if (st && st != 'R')
+                continue;
+        }
         add_tt(s, sp, id, SAMPLE_STACK, gil, off, n);
     }
     if (with_frames == 0 && s->ntt == first)
@@ -415,6 +423,7 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
     s.child = child;
     s.child_status = -1;
     stopper_init(&s.st);
+    s.st.want_states = o->threads && o->exclude_idle;
     size_t nprocs = child > 0 ? 1 : (size_t)o->npids;
     s.procs = calloc(nprocs, sizeof(*s.procs));
     s.pool = malloc(FRAME_POOL * sizeof(*s.pool));

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/ptrace.h>
+#include <sys/user.h>
+#include <unistd.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +31,9 @@ void stopper_init(struct stopper *s)
 
 void stopper_free(struct stopper *s)
 {
+    for (size_t i = 0; i < s->n; i++)
+        if (s->t[i].stat_fd > 0)
+            close(s->t[i].stat_fd);
     free(s->t);
     memset(s, 0, sizeof(*s));
 }
@@ -58,12 +64,15 @@ static struct tracee *add(struct stopper *s, pid_t tid, pid_t tgid)
     t->tid = tid;
     t->tgid = tgid;
     t->state = TRACEE_RUNNING;
+    t->stat_fd = -1;
     return t;
 }
 
 static void drop(struct stopper *s, struct tracee *t)
 {
     size_t i = (size_t)(t - s->t);
+    if (t->stat_fd >= 0)
+        close(t->stat_fd);
     s->t[i] = s->t[--s->n];
 }
 
@@ -223,8 +232,58 @@ static void disarm_timer(void)
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
+/* The state letter from /proc/PID/task/TID/stat, through a descriptor kept open. */
+static char read_state(struct tracee *t)
+{
+    char buf[512];
+    if (t->stat_fd < 0) {
+        char path[96];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)t->tgid, (int)t->tid);
+        t->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (t->stat_fd < 0)
+            return 0;
+    }
+    ssize_t n = pread(t->stat_fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+static void learn_fs_base(struct tracee *t)
+{
+    struct user_regs_struct regs;
+    if (t->fs_known || t->state != TRACEE_STOPPED)
+        return;
+    if (ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) == 0) {
+        t->fs_base = regs.fs_base;
+        t->fs_known = 1;
+    }
+}
+
+pid_t stopper_tid_for_pthread(const struct stopper *s, pid_t pid, uint64_t pthread)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->t[i].tgid == pid && s->t[i].fs_known && s->t[i].fs_base == pthread)
+            return s->t[i].tid;
+    return 0;
+}
+
+char stopper_state(const struct stopper *s, pid_t tid)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->t[i].tid == tid)
+            return s->t[i].proc_state;
+    return 0;
+}
+
 int stopper_stop(struct stopper *s, pid_t pid)
 {
+    if (s->want_states)
+        for (size_t i = 0; i < s->n; i++)
+            if (!pid || s->t[i].tgid == pid)
+                s->t[i].proc_state = read_state(&s->t[i]);
     for (size_t i = 0; i < s->n; i++) {
         struct tracee *t = &s->t[i];
         if ((pid && t->tgid != pid) || t->state != TRACEE_RUNNING || t->interrupt_pending)
@@ -261,9 +320,12 @@ int stopper_stop(struct stopper *s, pid_t pid)
     }
     if (armed)
         disarm_timer();
-    for (size_t i = 0; i < s->n; i++)
-        if ((!pid || s->t[i].tgid == pid) && s->t[i].state != TRACEE_RUNNING)
+    for (size_t i = 0; i < s->n; i++) {
+        if ((!pid || s->t[i].tgid == pid) && s->t[i].state != TRACEE_RUNNING) {
+            learn_fs_base(&s->t[i]);
             stopped++;
+        }
+    }
     return stopped;
 }
 

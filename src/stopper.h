@@ -13,6 +13,7 @@
 #define PYFLAME_STOPPER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "error.h"
 
@@ -25,6 +26,10 @@ struct tracee {
     int pending_sig;          /* a signal to re-deliver on the next resume */
     int interrupt_pending;    /* PTRACE_INTERRUPT sent, its stop not yet seen */
     int new_thread;           /* created during the run: its first stop is pending */
+    uint64_t fs_base;         /* its thread pointer (= pthread_self() on x86-64 glibc) */
+    int fs_known;
+    int stat_fd;              /* /proc/PID/task/TID/stat, kept open when states are wanted */
+    char proc_state;          /* its /proc state letter before the last stop, or 0 */
 };
 
 struct stopper {
@@ -34,6 +39,7 @@ struct stopper {
     int exit_status;          /* its wait status, when we are its parent */
     int exited_is_status;     /* exit_status is valid */
     unsigned long stop_timeout_ms;  /* how long to wait for one thread to stop */
+    int want_states;          /* read each thread's /proc state before stopping it */
 };
 
 void stopper_init(struct stopper *s);
@@ -57,6 +63,13 @@ size_t stopper_count(const struct stopper *s, pid_t pid);
 
 /* Is the process still traced and alive? */
 int stopper_alive(const struct stopper *s, pid_t pid);
+
+/* The kernel TID of the thread whose pthread_t (thread pointer) is `pthread`,
+ * learnt from the registers of stopped threads; 0 when unknown. */
+pid_t stopper_tid_for_pthread(const struct stopper *s, pid_t pid, uint64_t pthread);
+
+/* The /proc state letter of tid read just before the last stop (want_states), or 0. */
+char stopper_state(const struct stopper *s, pid_t tid);
 
 /* Detaches from every thread of pid (0 = all), leaving them running. */
 void stopper_detach(struct stopper *s, pid_t pid);
