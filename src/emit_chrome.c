@@ -198,7 +198,7 @@ static int sample(struct ctx *c, uint64_t start, uint64_t end, uint32_t stack, u
 {
     if (c->depth && start != c->cur_end)
         close_to(c, 0, c->cur_end);             /* a gap */
-    uint32_t pseudo;
+    uint32_t pseudo[1];
     const uint32_t *fr = NULL;
     size_t n = 0;
     if (kind == SAMPLE_IDLE && c->o && c->o->exclude_idle) {
@@ -207,8 +207,8 @@ static int sample(struct ctx *c, uint64_t start, uint64_t end, uint32_t stack, u
         return 0;
     }
     if (kind == SAMPLE_IDLE || kind == SAMPLE_FAILED) {
-        pseudo = kind == SAMPLE_IDLE ? PSEUDO_IDLE : PSEUDO_FAILED;
-        fr = &pseudo;
+        pseudo[0] = kind == SAMPLE_IDLE ? PSEUDO_IDLE : PSEUDO_FAILED;
+        fr = pseudo;
         n = 1;
     } else {
         fr = profile_stack_get(c->p, stack, &n);

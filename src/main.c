@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     eo.exclude_idle = o.exclude_idle;
     eo.no_line_numbers = o.no_line_numbers;
     eo.per_thread = o.per_thread;
-    eo.per_process = o.npids > 1;
+    eo.per_process = o.npids > 1 || o.subprocesses;
     eo.qualnames = o.qualnames;
     eo.title = o.title;
 

@@ -38,6 +38,8 @@ static const char usage_text[] =
 "      --qualnames        Use qualified names (Class.method) where Python has them (3.11+)\n"
 "      --title=TEXT       Title of an SVG flame graph\n"
 "      --nonblocking      Never stop the target; torn stacks are counted as (failed)\n"
+"      --subprocesses     Also profile the Python processes the target starts, with a\n"
+"                         root frame \"process PID COMMAND\" per process\n"
 "      --abi=VERSION      Force the Python ABI (27, 36, 37, ..., 313)\n"
 "  -h, --help             Show help\n"
 "  -v, --version          Show the version\n";
@@ -46,7 +48,7 @@ const char *options_usage(void) { return usage_text; }
 
 enum {
     OPT_THREADS = 256, OPT_FLAMECHART, OPT_ABI, OPT_PER_THREAD, OPT_THREAD, OPT_GIL,
-    OPT_QUALNAMES, OPT_TITLE, OPT_NONBLOCKING,
+    OPT_QUALNAMES, OPT_TITLE, OPT_NONBLOCKING, OPT_SUBPROCESSES,
 };
 
 static const struct option long_options[] = {
@@ -67,6 +69,7 @@ static const struct option long_options[] = {
     { "qualnames", no_argument, NULL, OPT_QUALNAMES },
     { "title", required_argument, NULL, OPT_TITLE },
     { "nonblocking", no_argument, NULL, OPT_NONBLOCKING },
+    { "subprocesses", no_argument, NULL, OPT_SUBPROCESSES },
     { "abi", required_argument, NULL, OPT_ABI },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'v' },
@@ -177,6 +180,7 @@ int options_parse(int argc, char **argv, struct options *o, struct error *e)
         case OPT_QUALNAMES: o->qualnames = 1; break;
         case OPT_TITLE: o->title = optarg; break;
         case OPT_NONBLOCKING: o->nonblocking = 1; break;
+        case OPT_SUBPROCESSES: o->subprocesses = 1; break;
         case OPT_ABI:
             o->abi = options_abi_name(optarg);
             if (!o->abi)

@@ -39,6 +39,7 @@ struct options {
     int qualnames;            /* --qualnames */
     const char *title;        /* --title */
     int nonblocking;          /* --nonblocking */
+    int subprocesses;         /* --subprocesses: follow Python child processes */
     int deprecated_pid;       /* a bare PID was given (print the WARNING) */
 };
 

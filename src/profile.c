@@ -307,7 +307,7 @@ const uint32_t *profile_stack_get(const struct profile *p, uint32_t id, size_t *
 uint32_t profile_process(struct profile *p, pid_t pid, const char *cmdline)
 {
     for (size_t i = 0; i < p->nprocs; i++)
-        if (p->procs[i].pid == pid)
+        if (p->procs[i].pid == pid && strcmp(profile_str(p, p->procs[i].cmdline), cmdline ? cmdline : "") == 0)
             return (uint32_t)i;
     uint32_t cmd = profile_string(p, cmdline ? cmdline : "", cmdline ? strlen(cmdline) : 0);
     if (cmd == PF_NONE ||

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "mem.h"
 #include "proc.h"
+#include "proctree.h"
 #include "reader.h"
 #include "signals.h"
 #include "stopper.h"
@@ -49,6 +50,13 @@ struct sproc {
     struct known_thread *known;
     size_t nknown;
     int warned_finalizing;
+    int is_root;                 /* named by -p or launched; not a subprocess */
+};
+
+/* A process seen not to be Python, and the program it ran then. */
+struct ignored {
+    pid_t pid;
+    char exe[256];
 };
 
 /* What one thread looked like at one tick. */
@@ -64,8 +72,13 @@ struct sampler {
     const struct options *o;
     struct profile *p;
     struct stopper st;
-    struct sproc *procs;
-    size_t nprocs;
+    struct sproc **procs;        /* pointers: a reader points into its sproc */
+    size_t nprocs, procs_cap;
+    pid_t roots[OPTIONS_MAX_PIDS];
+    size_t nroots;
+    struct ignored *ignored;     /* descendants that are not Python (--subprocesses) */
+    size_t nignored, ignored_cap;
+    uint64_t next_scan;
     pid_t child;
     int child_status;
     struct rframe *pool;
@@ -260,6 +273,8 @@ static int record_tick(struct sampler *s, uint64_t now_real)
 
 /* ---- setup ----------------------------------------------------------------- */
 
+static int setup_reader(struct sampler *s, struct sproc *sp, struct error *e);
+
 static int setup_process(struct sampler *s, struct sproc *sp, pid_t pid, struct error *e)
 {
     memset(sp, 0, sizeof(*sp));
@@ -267,6 +282,19 @@ static int setup_process(struct sampler *s, struct sproc *sp, pid_t pid, struct 
     int rc = target_discover(pid, s->o->abi, &sp->target, e);
     if (rc < 0)
         return rc;
+    rc = setup_reader(s, sp, e);
+    if (rc < 0)
+        return rc;
+    sp->alive = 1;
+    sp->started = s->child != pid;   /* attach mode counts idle time from the start */
+    return 0;
+}
+
+/* The memory, reader and profile entries of a process whose target is known. */
+static int setup_reader(struct sampler *s, struct sproc *sp, struct error *e)
+{
+    pid_t pid = sp->pid;
+    int rc;
     mem_init(&sp->mem, pid);
     mem_faults_from_env(&sp->mem);
     rc = reader_init(&sp->reader, &sp->target, &sp->mem, s->p);
@@ -282,21 +310,27 @@ static int setup_process(struct sampler *s, struct sproc *sp, pid_t pid, struct 
         return error_set(e, -ENOMEM, "out of memory");
     snprintf(profile_meta(s->p)->python_version, sizeof(profile_meta(s->p)->python_version), "%s",
              sp->target.version_str);
-    sp->alive = 1;
-    sp->started = s->child != pid;   /* attach mode counts idle time from the start */
     return 0;
+}
+
+static void sproc_release(struct sproc *sp)
+{
+    if (sp->reader_ok)
+        reader_free(&sp->reader);
+    sp->reader_ok = 0;
+    mem_close(&sp->mem);
+    free(sp->known);
+    sp->known = NULL;
 }
 
 static void teardown(struct sampler *s)
 {
     for (size_t i = 0; i < s->nprocs; i++) {
-        struct sproc *sp = &s->procs[i];
-        if (sp->reader_ok)
-            reader_free(&sp->reader);
-        mem_close(&sp->mem);
-        free(sp->known);
+        sproc_release(s->procs[i]);
+        free(s->procs[i]);
     }
     free(s->procs);
+    free(s->ignored);
     free(s->pool);
     free(s->ids);
     stopper_free(&s->st);
@@ -316,20 +350,146 @@ static int attach_error(pid_t pid, int rc, struct error *e)
     return rc;
 }
 
-/* Launch mode: wait until the child maps a Python interpreter. */
-static int wait_for_python(struct sampler *s, struct sproc *sp, struct error *e)
+/* Adds a process: finds its interpreter and (blocking mode) seizes it. */
+static int add_process(struct sampler *s, pid_t pid, int attach, struct error *e)
+{
+    if (s->nprocs == s->procs_cap) {
+        size_t cap = s->procs_cap ? s->procs_cap * 2 : 8;
+        struct sproc **np = realloc(s->procs, cap * sizeof(*np));
+        if (!np)
+            return error_set(e, -ENOMEM, "out of memory");
+        s->procs = np;
+        s->procs_cap = cap;
+    }
+    struct sproc *sp = calloc(1, sizeof(*sp));
+    if (!sp)
+        return error_set(e, -ENOMEM, "out of memory");
+    int rc = setup_process(s, sp, pid, e);
+    if (rc == 0 && attach && !s->o->nonblocking) {
+        rc = stopper_attach(&s->st, pid, e);
+        if (rc < 0)
+            rc = attach_error(pid, rc, e);
+    }
+    if (rc < 0) {
+        sproc_release(sp);
+        free(sp);
+        return rc;
+    }
+    s->procs[s->nprocs++] = sp;
+    if (sp->reader.warning[0])
+        fprintf(stderr, "pyflame: %s\n", sp->reader.warning);
+    return 0;
+}
+
+static struct sproc *find_process(struct sampler *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->nprocs; i++)
+        if (s->procs[i]->pid == pid && s->procs[i]->alive)
+            return s->procs[i];
+    return NULL;
+}
+
+static void exe_of(pid_t pid, char *buf, size_t cap)
+{
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+    ssize_t n = readlink(link, buf, cap - 1);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+/* Is pid known not to be Python, running the same program as when we looked? */
+static int is_ignored(struct sampler *s, pid_t pid)
+{
+    for (size_t k = 0; k < s->nignored; k++) {
+        if (s->ignored[k].pid != pid)
+            continue;
+        char exe[256];
+        exe_of(pid, exe, sizeof(exe));
+        if (strcmp(exe, s->ignored[k].exe) == 0)
+            return 1;
+        s->ignored[k] = s->ignored[--s->nignored];   /* it ran something new: look again */
+        return 0;
+    }
+    return 0;
+}
+
+static void ignore(struct sampler *s, pid_t pid)
+{
+    if (s->nignored == s->ignored_cap) {
+        size_t cap = s->ignored_cap ? s->ignored_cap * 2 : 64;
+        if (cap > 65536)
+            return;
+        struct ignored *ni = realloc(s->ignored, cap * sizeof(*ni));
+        if (!ni)
+            return;
+        s->ignored = ni;
+        s->ignored_cap = cap;
+    }
+    s->ignored[s->nignored].pid = pid;
+    exe_of(pid, s->ignored[s->nignored].exe, sizeof(s->ignored[0].exe));
+    s->nignored++;
+}
+
+static void consider(struct sampler *s, pid_t pid)
+{
+    if (find_process(s, pid) || is_ignored(s, pid))
+        return;
+    struct error e = { 0, "" };
+    if (add_process(s, pid, 1, &e) < 0 && (e.code == -ENOENT || e.code == -ENOTSUP))
+        ignore(s, pid);
+}
+
+/* --subprocesses: picks up new Python descendants of the roots (and a
+ * launched root that was not Python yet). */
+static void scan_descendants(struct sampler *s)
+{
+    pid_t *pids = NULL;
+    size_t n = 0;
+    if (s->child > 0 && s->child_status == -1)
+        consider(s, s->child);
+    if (proctree_descendants(s->roots, s->nroots, &pids, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        consider(s, pids[i]);
+    free(pids);
+}
+
+/* A traced process executed a new program: find its interpreter again. */
+static void handle_execs(struct sampler *s)
+{
+    pid_t pid;
+    while ((pid = stopper_take_exec(&s->st)) != 0) {
+        struct sproc *sp = find_process(s, pid);
+        if (!sp)
+            continue;
+        sproc_release(sp);
+        struct error e = { 0, "" };
+        if (target_discover(pid, s->o->abi, &sp->target, &e) < 0 || setup_reader(s, sp, &e) < 0) {
+            /* No Python any more: let it go. */
+            sproc_release(sp);
+            sp->alive = 0;
+            stopper_detach(&s->st, pid);
+        }
+    }
+}
+
+/* Launch mode: wait until the child maps a Python interpreter.  With
+ * --subprocesses the child need not be Python itself. */
+static int wait_for_python(struct sampler *s, struct error *e)
 {
     uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + LAUNCH_FIND_TIMEOUT_NS;
     uint64_t delay_ns = 200000;
     for (;;) {
         struct error tmp = { 0, "" };
-        int rc = setup_process(s, sp, s->child, &tmp);
+        int rc = add_process(s, s->child, 1, &tmp);
         if (rc == 0)
             return 0;
         if (rc != -ENOENT && rc != -ESRCH) {
             *e = tmp;
             return rc;
         }
+        if (s->o->subprocesses)
+            return 0;   /* a shell or a launcher: its Python children are found later */
         int status;
         pid_t w = waitpid(s->child, &status, WNOHANG);
         if (w == s->child) {
@@ -356,8 +516,10 @@ static int wait_for_python(struct sampler *s, struct sproc *sp, struct error *e)
 
 static int any_alive(struct sampler *s)
 {
+    if (s->child > 0)
+        return s->child_status == -1;   /* launch mode: until the command exits */
     for (size_t i = 0; i < s->nprocs; i++)
-        if (s->procs[i].alive)
+        if (s->procs[i]->alive && s->procs[i]->is_root)
             return 1;
     return 0;
 }
@@ -365,8 +527,13 @@ static int any_alive(struct sampler *s)
 /* Notices processes that exited (blocking mode: through the stopper). */
 static void check_exits(struct sampler *s)
 {
+    if (s->child > 0 && s->child_status == -1 && !find_process(s, s->child)) {
+        int status;
+        if (waitpid(s->child, &status, WNOHANG) == s->child)
+            s->child_status = status;
+    }
     for (size_t i = 0; i < s->nprocs; i++) {
-        struct sproc *sp = &s->procs[i];
+        struct sproc *sp = s->procs[i];
         if (!sp->alive)
             continue;
         if (s->o->nonblocking) {
@@ -424,33 +591,22 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
     s.child_status = -1;
     stopper_init(&s.st);
     s.st.want_states = o->threads && o->exclude_idle;
-    size_t nprocs = child > 0 ? 1 : (size_t)o->npids;
-    s.procs = calloc(nprocs, sizeof(*s.procs));
     s.pool = malloc(FRAME_POOL * sizeof(*s.pool));
     s.ids = malloc(READER_MAX_DEPTH * sizeof(*s.ids));
-    if (!s.procs || !s.pool || !s.ids) {
+    if (!s.pool || !s.ids) {
         teardown(&s);
         return error_set(e, -ENOMEM, "out of memory");
     }
 
-    /* Find every interpreter, then attach to every process. */
+    /* Find every interpreter and attach to every process. */
     int rc = 0;
     if (child > 0) {
-        rc = wait_for_python(&s, &s.procs[0], e);
-        if (rc == 0)
-            s.nprocs = 1;
+        s.roots[s.nroots++] = child;
+        rc = wait_for_python(&s, e);
     } else {
-        for (size_t i = 0; i < nprocs && rc == 0; i++) {
-            rc = setup_process(&s, &s.procs[i], o->pids[i], e);
-            if (rc == 0)
-                s.nprocs++;
-        }
-    }
-    if (rc == 0 && !o->nonblocking) {
-        for (size_t i = 0; i < s.nprocs && rc == 0; i++) {
-            rc = stopper_attach(&s.st, s.procs[i].pid, e);
-            if (rc < 0)
-                rc = attach_error(s.procs[i].pid, rc, e);
+        for (int i = 0; i < o->npids && rc == 0; i++) {
+            s.roots[s.nroots++] = o->pids[i];
+            rc = add_process(&s, o->pids[i], 1, e);
         }
     }
     if (rc < 0) {
@@ -460,8 +616,7 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
         return rc;
     }
     for (size_t i = 0; i < s.nprocs; i++)
-        if (s.procs[i].reader.warning[0])
-            fprintf(stderr, "pyflame: %s\n", s.procs[i].reader.warning);
+        s.procs[i]->is_root = 1;
 
     uint64_t period = o->rate > 0 ? (uint64_t)(o->rate * 1e9) : 0;
     uint64_t start = clock_ns(CLOCK_MONOTONIC);
@@ -492,9 +647,15 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
         s.ntt = 0;
         s.pool_used = 0;
         int any_started = 0;
+        if (o->subprocesses && clock_ns(CLOCK_MONOTONIC) >= s.next_scan) {
+            scan_descendants(&s);
+            s.next_scan = clock_ns(CLOCK_MONOTONIC) + 100000000ULL;
+        }
+        if (!o->nonblocking)
+            handle_execs(&s);
         for (size_t i = 0; i < s.nprocs; i++) {
-            struct sproc *sp = &s.procs[i];
-            if (!sp->alive)
+            struct sproc *sp = s.procs[i];
+            if (!sp->alive || !sp->reader_ok)
                 continue;
             if (!o->nonblocking && stopper_stop(&s.st, sp->pid) == 0) {
                 check_exits(&s);

@@ -21,7 +21,7 @@
 #define PTRACE_EVENT_STOP 128
 #endif
 
-#define SEIZE_OPTIONS (PTRACE_O_TRACECLONE)
+#define SEIZE_OPTIONS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC)
 
 void stopper_init(struct stopper *s)
 {
@@ -136,6 +136,12 @@ static void handle_status(struct stopper *s, pid_t tid, int status)
         }
         break;
     }
+    case PTRACE_EVENT_EXEC:
+        /* A new program: the caller must find the interpreter again. */
+        t->fs_known = 0;
+        if (s->nexeced < sizeof(s->execed) / sizeof(s->execed[0]))
+            s->execed[s->nexeced++] = t->tgid;
+        break;
     case 0:
         /* Signal-delivery-stop: the signal is the target's; give it back. */
         t->pending_sig = sig;
@@ -349,6 +355,16 @@ void stopper_poll(struct stopper *s)
             resume_one(t);
     }
     /* A listening thread that got SIGCONT reports again; one that did not stays put. */
+}
+
+pid_t stopper_take_exec(struct stopper *s)
+{
+    if (!s->nexeced)
+        return 0;
+    pid_t pid = s->execed[0];
+    memmove(s->execed, s->execed + 1, (s->nexeced - 1) * sizeof(s->execed[0]));
+    s->nexeced--;
+    return pid;
 }
 
 size_t stopper_count(const struct stopper *s, pid_t pid)

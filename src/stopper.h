@@ -40,6 +40,8 @@ struct stopper {
     int exited_is_status;     /* exit_status is valid */
     unsigned long stop_timeout_ms;  /* how long to wait for one thread to stop */
     int want_states;          /* read each thread's /proc state before stopping it */
+    pid_t execed[16];         /* processes that called execve since the last look */
+    size_t nexeced;
 };
 
 void stopper_init(struct stopper *s);
@@ -57,6 +59,9 @@ void stopper_resume(struct stopper *s, pid_t pid);
 /* Handles whatever the traced threads reported meanwhile, without blocking:
  * new threads, exits, signals (re-delivered at once), job-control stops. */
 void stopper_poll(struct stopper *s);
+
+/* A traced process that has executed a new program since the last call, or 0. */
+pid_t stopper_take_exec(struct stopper *s);
 
 /* Number of traced threads of pid that are alive. */
 size_t stopper_count(const struct stopper *s, pid_t pid);

@@ -12,6 +12,8 @@
  * Threads: a record whose stack starts with pyflame's synthetic roots
  * "process PID ..." and/or "thread NAME (TID)" (--per-process, --per-thread)
  * goes to that process and thread, and the roots are dropped from the stack.
+ * A record without roots (pyflame writes "(idle)" and "(failed)" without
+ * them) goes to the thread last seen at its position within a timestamp.
  * Otherwise the records of one timestamp are told apart by position: the
  * first is track "#0", the second "#1", ... (pid from --pid, default 1).
  *
@@ -123,6 +125,8 @@ static struct track *tracks;
 static size_t ntracks, tracks_cap;
 static long long *pids_named;
 static size_t npids_named;
+static char **pos_key;        /* position in a timestamp -> last rooted track there */
+static size_t npos;
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -328,6 +332,19 @@ static void play_record(struct record *r, size_t position, unsigned long long st
         size_t len = strlen(tname) + 32;
         keybuf = xrealloc(NULL, len);
         snprintf(keybuf, len, "%lld/%s", pid, tname);
+        if (position >= npos) {
+            pos_key = xrealloc(pos_key, (position + 1) * sizeof(*pos_key));
+            while (npos <= position)
+                pos_key[npos++] = NULL;
+        }
+        free(pos_key[position]);
+        pos_key[position] = xstrndup(keybuf, strlen(keybuf));
+    } else if (!pname && position < npos && pos_key[position]) {
+        /* No roots (pyflame writes idle and failed samples without them):
+         * the thread last seen at this position. */
+        keybuf = xstrndup(pos_key[position], strlen(pos_key[position]));
+        posname[0] = '\0';
+        tname = posname;
     } else {
         snprintf(key, sizeof(key), "%lld/#%zu", pid, position);
         snprintf(posname, sizeof(posname), "thread #%zu", position);
@@ -592,6 +609,9 @@ int main(int argc, char **argv)
     }
     free(tracks);
     free(pids_named);
+    for (size_t i = 0; i < npos; i++)
+        free(pos_key[i]);
+    free(pos_key);
     if (in != stdin)
         fclose(in);
     if (fflush(out) != 0 || ferror(out)) {

@@ -39,6 +39,13 @@ typedef int (*writer_fn)(FILE *, const struct profile *, const struct emit_optio
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    ck_assert_ptr_nonnull(q);
+    return q;
+}
+
 struct buf {
     char *d;
     size_t len;
@@ -158,7 +165,7 @@ static char *read_file(const char *path, size_t *len)
     for (;;) {
         if (n + 4096 + 1 > cap) {
             cap = cap ? cap * 2 : 8192;
-            d = realloc(d, cap);
+            d = xrealloc(d, cap);
             ck_assert_ptr_nonnull(d);
         }
         size_t r = fread(d + n, 1, 4096, f);
@@ -270,7 +277,7 @@ static int jstring(struct jp *j, char **out, size_t *outlen)
         }
         if (n + 8 > cap) {
             cap *= 2;
-            s = realloc(s, cap);
+            s = xrealloc(s, cap);
             ck_assert_ptr_nonnull(s);
         }
         unsigned char c = *j->p;
@@ -363,10 +370,10 @@ static int jpush(struct jv *v)
 {
     if (v->n == v->cap) {
         v->cap = v->cap ? v->cap * 2 : 8;
-        v->items = realloc(v->items, v->cap * sizeof(*v->items));
+        v->items = xrealloc(v->items, v->cap * sizeof(*v->items));
         ck_assert_ptr_nonnull(v->items);
         if (v->t == J_OBJ) {
-            v->keys = realloc(v->keys, v->cap * sizeof(*v->keys));
+            v->keys = xrealloc(v->keys, v->cap * sizeof(*v->keys));
             ck_assert_ptr_nonnull(v->keys);
         }
     }
@@ -950,7 +957,7 @@ static unsigned char *gunzip(const char *d, size_t len, size_t *outlen)
     do {
         if (n == cap) {
             cap *= 2;
-            out = realloc(out, cap);
+            out = xrealloc(out, cap);
             ck_assert_ptr_nonnull(out);
         }
         zs.next_out = out + n;
@@ -1026,14 +1033,14 @@ static int rd_field(struct pbr *r, struct pbfield *f)
 static void rd_repeated(const struct pbfield *f, uint64_t **arr, size_t *n)
 {
     if (f->wt == 0) {
-        *arr = realloc(*arr, (*n + 1) * sizeof(**arr));
+        *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
         (*arr)[(*n)++] = f->v;
         return;
     }
     ck_assert_uint_eq(f->wt, 2);
     struct pbr sub = { f->data, f->data + f->len };
     while (sub.p < sub.end) {
-        *arr = realloc(*arr, (*n + 1) * sizeof(**arr));
+        *arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
         (*arr)[(*n)++] = rd_varint(&sub);
     }
 }
@@ -1092,7 +1099,7 @@ static void pp_parse(const unsigned char *d, size_t len, struct pprof *pp)
             break;
         case 2: {
             ck_assert_uint_eq(f.wt, 2);
-            pp->sm = realloc(pp->sm, (pp->nsm + 1) * sizeof(*pp->sm));
+            pp->sm = xrealloc(pp->sm, (pp->nsm + 1) * sizeof(*pp->sm));
             struct pp_sample *s = &pp->sm[pp->nsm++];
             memset(s, 0, sizeof(*s));
             struct pbr sr = { f.data, f.data + f.len };
@@ -1122,7 +1129,7 @@ static void pp_parse(const unsigned char *d, size_t len, struct pprof *pp)
             break;
         case 4: {
             ck_assert_uint_eq(f.wt, 2);
-            pp->loc = realloc(pp->loc, (pp->nloc + 1) * sizeof(*pp->loc));
+            pp->loc = xrealloc(pp->loc, (pp->nloc + 1) * sizeof(*pp->loc));
             struct pp_loc *l = &pp->loc[pp->nloc++];
             memset(l, 0, sizeof(*l));
             struct pbr lr = { f.data, f.data + f.len };
@@ -1144,7 +1151,7 @@ static void pp_parse(const unsigned char *d, size_t len, struct pprof *pp)
         }
         case 5: {
             ck_assert_uint_eq(f.wt, 2);
-            pp->fn = realloc(pp->fn, (pp->nfn + 1) * sizeof(*pp->fn));
+            pp->fn = xrealloc(pp->fn, (pp->nfn + 1) * sizeof(*pp->fn));
             struct pp_func *fn = &pp->fn[pp->nfn++];
             memset(fn, 0, sizeof(*fn));
             struct pbr fr = { f.data, f.data + f.len };
@@ -1161,7 +1168,7 @@ static void pp_parse(const unsigned char *d, size_t len, struct pprof *pp)
         case 6: {
             ck_assert_uint_eq(f.wt, 2);
             ck_assert_msg(valid_utf8((const char *)f.data, f.len), "string %zu not UTF-8", pp->ns);
-            pp->s = realloc(pp->s, (pp->ns + 1) * sizeof(*pp->s));
+            pp->s = xrealloc(pp->s, (pp->ns + 1) * sizeof(*pp->s));
             char *s = malloc(f.len + 1);
             memcpy(s, f.data, f.len);
             s[f.len] = '\0';
@@ -2014,10 +2021,10 @@ START_TEST(flamechart2chrome_converts)
         if (k < 10)
             fprintf(f, "%llu\n%sa<&>.py:<module>:1;a<&>.py:run:%d;b\xff.py:work:5;\n", ts, root,
                     k < 5 ? 20 : 21);
-        else if (k < 15)
-            fprintf(f, "%llu\n%s(idle);\n", ts, root);
+        else if (k < 15)    /* as pyflame writes them: without the roots */
+            fprintf(f, "%llu\n(idle)\n", ts);
         else if (k == 15)
-            fprintf(f, "%llu\n%s(failed);\n", ts, root);
+            fprintf(f, "%llu\n(failed)\n", ts);
         else
             fprintf(f, "%llu\n%sa<&>.py:<module>:2;\n", ts, root);
         if (k != 7)
@@ -2033,6 +2040,13 @@ START_TEST(flamechart2chrome_converts)
         ck_assert(has_meta(&doc, "process_name", 77, -1, "process 77 python3 a<b>.py"));
         ck_assert(has_meta(&doc, "thread_name", 77, 77, "thread Main \"<&>\" (77)"));
         ck_assert(has_meta(&doc, "thread_name", 77, 78, "thread T2 (78)"));
+        size_t nthreads = 0;
+        const struct jv *evs = jreq(&doc, "traceEvents", J_ARR);
+        for (size_t i = 0; i < evs->n; i++)
+            if (strcmp(jstr(&evs->items[i], "ph"), "M") == 0 &&
+                strcmp(jstr(&evs->items[i], "name"), "thread_name") == 0)
+                nthreads++;
+        ck_assert_uint_eq(nthreads, 2);     /* idle records joined their thread */
         const struct slice *first = NULL;
         /* <module> of Main: 0..9, then 16..29 after idle and failed. */
         ck_assert_uint_eq(count_slices(s, n, 77, 77, "<module>", &first), 2);
