@@ -38,7 +38,7 @@ LIB       := $(BUILD)/libpyflame.a
 
 .PHONY: all check check-unit check-integration check-long deps demo bench install \
         clean abi-tables check-deps check-test-deps
-all: check-deps $(PYFLAME_BIN) $(FLAMEGRAPH_BIN)
+all: check-deps $(PYFLAME_BIN) $(FLAMEGRAPH_BIN) utils
 
 check-deps:
 ifneq ($(DEPS_OK),yes)
@@ -54,21 +54,26 @@ deps:
 	    echo "Run as root, or:  sudo apt-get install -y $(DEPS_DEB)"; \
 	fi
 
+# `make V=1` shows the full commands.
+Q := $(if $(V),,@)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(PYFLAME_BIN): $(BUILD)/src/main.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_BASE)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_BASE)
 
 $(FLAMEGRAPH_BIN): $(BUILD)/flamegraph/main.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_BASE)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_BASE)
 
 # ---- tests -----------------------------------------------------------------
 # Every tests/unit/test_*.c and tests/integration/test_*.c is its own Check
@@ -87,11 +92,13 @@ check-test-deps:
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS_BASE) $(CHECK_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS_BASE) $(CHECK_LIBS)
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(HARNESS_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(HARNESS_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS_BASE) $(CHECK_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(HARNESS_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS_BASE) $(CHECK_LIBS)
 
 check: all check-test-deps check-unit check-integration
 	@echo "pyflame: all tests passed"
@@ -122,7 +129,7 @@ install: all
 clean:
 	rm -rf build build-asan pyflame flamegraph/flamegraph demo.txt demo.svg
 
--include $(wildcard */module.mk)
+-include $(wildcard */*.mk */*/*.mk)
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---- long runs ---------------------------------------------------------------

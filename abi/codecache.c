@@ -119,7 +119,7 @@ static uint32_t intern_name(struct pyreader *r, uint64_t addr)
     return profile_string(r->prof, buf, (size_t)len);
 }
 
-const struct code_info *codecache_get(struct pyreader *r, uint64_t addr)
+struct code_info *codecache_get(struct pyreader *r, uint64_t addr)
 {
     const struct abi_offsets *o = &r->off;
     unsigned char buf[512];
@@ -160,5 +160,22 @@ const struct code_info *codecache_get(struct pyreader *r, uint64_t addr)
     c->qualname = qual;
     c->linetable = lt;
     c->linetable_len = ltlen;
+    for (int i = 0; i < 4; i++)
+        c->memo_off[i] = INT32_MIN;
+    c->memo_next = 0;
     return c;
+}
+
+int codecache_line(struct pyreader *r, struct code_info *c, int offset)
+{
+    if (offset < 0)
+        return c->firstlineno;   /* the frame has not started yet */
+    for (int i = 0; i < 4; i++)
+        if (c->memo_off[i] == offset)
+            return c->memo_line[i];
+    int line = linetable_lookup(r->ltfmt, c->linetable, c->linetable_len, c->firstlineno, offset);
+    uint32_t k = c->memo_next++ & 3;
+    c->memo_off[k] = offset;
+    c->memo_line[k] = line;
+    return line;
 }

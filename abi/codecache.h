@@ -18,14 +18,20 @@ struct code_info {
     uint32_t file, name, qualname;     /* profile string ids */
     uint8_t *linetable;
     uint32_t linetable_len;
+    /* the last few offset -> line answers (decoding a table is linear) */
+    int32_t memo_off[4], memo_line[4];
+    uint32_t memo_next;
 };
+
+/* The line of the instruction at byte offset `offset` of this code object. */
+int codecache_line(struct pyreader *r, struct code_info *c, int offset);
 
 struct codecache *codecache_new(void);
 void codecache_free(struct codecache *c);
 
 /* The code object at addr (read through r), or NULL when it cannot be read or
  * does not look like a code object. */
-const struct code_info *codecache_get(struct pyreader *r, uint64_t addr);
+struct code_info *codecache_get(struct pyreader *r, uint64_t addr);
 
 /* Reads a str (PEP 393; Py2: str) object into UTF-8.  Returns the length, or -EFAULT. */
 int pyobj_read_string(struct pyreader *r, uint64_t addr, char *out, size_t cap);

@@ -36,6 +36,7 @@ int frames_interp_walk(struct pyreader *r, uint64_t frame, struct rframe *frames
         memcpy(&prev, buf + o->iframe_previous, sizeof(prev));
         memcpy(&instr, buf + o->iframe_instr, sizeof(instr));
         unsigned char owner = buf[o->iframe_owner];
+        reader_trail(r, frame, prev, code);
         if (owner > 4)
             return -EFAULT;
         if (cstack_owner && owner == FRAME_OWNED_BY_CSTACK) {
@@ -43,7 +44,7 @@ int frames_interp_walk(struct pyreader *r, uint64_t frame, struct rframe *frames
             continue;
         }
         if (k < max) {
-            const struct code_info *c = codecache_get(r, code);
+            struct code_info *c = codecache_get(r, code);
             if (!c) {
                 /* 3.13: an executable that is not a code object is not a Python frame. */
                 if (r->off.minor >= 13 && r->target->code_type) {
@@ -58,12 +59,7 @@ int frames_interp_walk(struct pyreader *r, uint64_t frame, struct rframe *frames
             }
             uint64_t bytecode = code + (uint64_t)o->code_code_adaptive;
             int64_t offset = (int64_t)(instr - bytecode);
-            int line;
-            if (offset < 0 || offset > (1 << 24))
-                line = c->firstlineno;   /* frame not started yet */
-            else
-                line = linetable_lookup(r->ltfmt, c->linetable, c->linetable_len, c->firstlineno,
-                                        (int)offset);
+            int line = codecache_line(r, c, offset > (1 << 24) ? -1 : (int)offset);
             struct rframe *f = &frames[k++];
             f->file = c->file;
             f->name = c->name;

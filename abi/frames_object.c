@@ -30,14 +30,13 @@ int frames_object_walk(struct pyreader *r, uint64_t frame, struct rframe *frames
         memcpy(&code, buf + o->frame_code, sizeof(code));
         memcpy(&back, buf + o->frame_back, sizeof(back));
         memcpy(&lasti, buf + o->frame_lasti, sizeof(lasti));
+        reader_trail(r, frame, back, code);
         if (k < max) {
-            const struct code_info *c = codecache_get(r, code);
+            struct code_info *c = codecache_get(r, code);
             if (!c)
                 return -EFAULT;
             int offset = r->ltfmt == LINETABLE_310 ? (lasti < 0 ? -1 : lasti * 2) : lasti;
-            int line = offset < 0 ? c->firstlineno
-                                  : linetable_lookup(r->ltfmt, c->linetable, c->linetable_len,
-                                                     c->firstlineno, offset);
+            int line = codecache_line(r, c, offset);
             struct rframe *f = &frames[k++];
             f->file = c->file;
             f->name = c->name;

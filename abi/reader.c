@@ -32,7 +32,10 @@ int reader_init(struct pyreader *r, const struct pytarget *t, struct mem *m, str
     r->cache = codecache_new();
     r->visit = calloc(READER_VISIT_SLOTS, sizeof(*r->visit));
     r->visit_gen = calloc(READER_VISIT_SLOTS, sizeof(*r->visit_gen));
-    if (!r->cache || !r->visit || !r->visit_gen) {
+    r->trail_addr = malloc(4 * READER_MAX_DEPTH * sizeof(uint64_t));
+    r->trail_link = malloc(4 * READER_MAX_DEPTH * sizeof(uint64_t));
+    r->trail_code = malloc(4 * READER_MAX_DEPTH * sizeof(uint64_t));
+    if (!r->cache || !r->visit || !r->visit_gen || !r->trail_addr || !r->trail_link || !r->trail_code) {
         reader_free(r);
         return -ENOMEM;
     }
@@ -57,6 +60,10 @@ void reader_free(struct pyreader *r)
     codecache_free(r->cache);
     free(r->visit);
     free(r->visit_gen);
+    free(r->trail_addr);
+    free(r->trail_link);
+    free(r->trail_code);
+    r->trail_addr = r->trail_link = r->trail_code = NULL;
     r->cache = NULL;
     r->visit = NULL;
     r->visit_gen = NULL;
@@ -217,11 +224,51 @@ int reader_stack(struct pyreader *r, const struct rthread *t, struct rframe *fra
                  size_t *n)
 {
     *n = 0;
+    r->trail_n = 0;
     if (!t->top_frame)
         return 0;
     if (r->off.iframe_previous != ABI_NONE)
         return frames_interp_walk(r, t->top_frame, frames, max, n);
     return frames_object_walk(r, t->top_frame, frames, max, n);
+}
+
+int reader_verify(struct pyreader *r, const struct rthread *t)
+{
+    struct rthread now;
+    mem_cache_reset(r->mem);   /* fresh reads, not the pages the walk saw */
+    if (reader_thread(r, t->tstate, &now) < 0)
+        return -EFAULT;
+    if (now.top_frame != t->top_frame)
+        return -EAGAIN;
+    int iframes = r->off.iframe_previous != ABI_NONE;
+    int32_t link_off = iframes ? r->off.iframe_previous : r->off.frame_back;
+    int32_t code_off = iframes ? r->off.iframe_code : r->off.frame_code;
+    int32_t lo = link_off < code_off ? link_off : code_off;
+    int32_t hi = (link_off > code_off ? link_off : code_off) + 8;
+    size_t span = (size_t)(hi - lo);
+    enum { BATCH = 256 };
+    unsigned char buf[BATCH][64];
+    struct mem_req req[BATCH];
+    if (span > sizeof(buf[0]))
+        return -EFAULT;
+    for (size_t i = 0; i < r->trail_n; i += BATCH) {
+        size_t k = r->trail_n - i < BATCH ? r->trail_n - i : BATCH;
+        for (size_t j = 0; j < k; j++) {
+            req[j].addr = r->trail_addr[i + j] + (uint64_t)lo;
+            req[j].buf = buf[j];
+            req[j].len = span;
+        }
+        if (mem_readv(r->mem, req, k) < 0)
+            return -EAGAIN;   /* a frame went away: the stack changed */
+        for (size_t j = 0; j < k; j++) {
+            uint64_t link, code;
+            memcpy(&link, buf[j] + (link_off - lo), 8);
+            memcpy(&code, buf[j] + (code_off - lo), 8);
+            if (link != r->trail_link[i + j] || code != r->trail_code[i + j])
+                return -EAGAIN;
+        }
+    }
+    return 0;
 }
 
 int reader_finalizing(struct pyreader *r)

@@ -55,6 +55,10 @@ struct pyreader {
     size_t code_len;               /* bytes of a code object worth reading */
     int debug_offsets_checked;     /* 3.13+: 1 ok, -1 mismatch reported */
     char warning[256];             /* a one-time note for the user, "" if none */
+    /* the frames visited by the last walk, for reader_verify (non-blocking mode) */
+    int record_trail;
+    uint64_t *trail_addr, *trail_link, *trail_code;
+    size_t trail_n;
     /* scratch for cycle detection, sized READER_VISIT_SLOTS */
     uint64_t *visit;
     uint32_t *visit_gen;
@@ -82,6 +86,23 @@ int reader_thread(struct pyreader *r, uint64_t tstate, struct rthread *out);
  * holds the leaf-most max frames). */
 int reader_stack(struct pyreader *r, const struct rthread *t, struct rframe *frames, size_t max,
                  size_t *n);
+
+/* Non-blocking mode: was the stack just read by reader_stack() still the
+ * thread's stack afterwards?  Re-reads the thread's top frame and every
+ * visited frame's link and code pointers (one batched read) and compares.
+ * 0 when consistent, -EAGAIN when it changed meanwhile, -EFAULT on a failed read. */
+int reader_verify(struct pyreader *r, const struct rthread *t);
+
+/* Called by the walks for every frame visited. */
+static inline void reader_trail(struct pyreader *r, uint64_t addr, uint64_t link, uint64_t code)
+{
+    if (r->record_trail && r->trail_n < 4 * READER_MAX_DEPTH) {
+        r->trail_addr[r->trail_n] = addr;
+        r->trail_link[r->trail_n] = link;
+        r->trail_code[r->trail_n] = code;
+        r->trail_n++;
+    }
+}
 
 /* Is the interpreter finalizing (3.7+; 0 when unknown)? */
 int reader_finalizing(struct pyreader *r);

@@ -324,7 +324,7 @@ static int write_timeline_profile(struct ctx *c, const struct pf_event *ev, cons
                                   size_t n, const struct round *rounds, size_t nrounds,
                                   uint64_t base, uint32_t thread, int *first_profile)
 {
-    /* First pass: the weights and the start (needs the first kept sample). */
+    /* First pass: is anything kept, and where does it start? */
     uint64_t start = 0, sum = 0;
     int have = 0;
     size_t kept = 0;

@@ -5,10 +5,11 @@
  * Every (thread, stack, kind) aggregate is one fg_add() of its count.  Frames
  * are "file:function:line" (emit_frame_name: -n and --qualnames apply).
  * Under --per-process the root frame is "process PID CMDLINE", under
- * --per-thread the next is "thread NAME (TID)".  Idle samples are the frame
- * "(idle)" and failed ones "(failed)", under those roots when there are any
- * (so a thread's idle time shows under that thread), else a one-frame stack;
- * idle samples are left out under -x.  The title is o->title or "pyflame".
+ * --per-thread the next is "thread NAME (TID)".  Idle and failed samples are
+ * the one-frame stacks "(idle)" and "(failed)", without roots, as in the
+ * collapsed output ("(idle) N"), so the SVG is the flame graph of what
+ * `-o x.txt` writes; idle samples are left out under -x.  The title is
+ * o->title or "pyflame".
  */
 #include "emit.h"
 #include "flamegraph.h"
@@ -28,7 +29,7 @@ int emit_svg(FILE *out, const struct profile *p, const struct emit_options *o)
     const struct pf_count *counts = profile_counts(p, &nc);
     int rc = 0;
 
-    /* Names: the roots in two fixed slots, then one slot per frame. */
+    /* Name buffers, one per depth (the roots first), reused across stacks. */
     char **names = NULL;
     const char **frames = NULL;
     size_t cap = 0;
@@ -73,6 +74,11 @@ int emit_svg(FILE *out, const struct profile *p, const struct emit_options *o)
         }
         size_t d = 0;
         const struct pf_thread *th = profile_thread_get(p, c->thread);
+        if (c->kind == SAMPLE_IDLE || c->kind == SAMPLE_FAILED) {
+            frames[0] = c->kind == SAMPLE_IDLE ? "(idle)" : "(failed)";
+            rc = fg_add(g, frames, 1, c->count);
+            continue;
+        }
         if (o && o->per_process && th) {
             emit_process_name(p, th->process, names[d], NAME_CAP);
             frames[d] = names[d];
@@ -83,16 +89,10 @@ int emit_svg(FILE *out, const struct profile *p, const struct emit_options *o)
             frames[d] = names[d];
             d++;
         }
-        if (c->kind == SAMPLE_IDLE) {
-            frames[d++] = "(idle)";
-        } else if (c->kind == SAMPLE_FAILED) {
-            frames[d++] = "(failed)";
-        } else {
-            for (size_t k = 0; k < n; k++) {
-                emit_frame_name(p, fr[k], o, names[d], NAME_CAP);
-                frames[d] = names[d];
-                d++;
-            }
+        for (size_t k = 0; k < n; k++) {
+            emit_frame_name(p, fr[k], o, names[d], NAME_CAP);
+            frames[d] = names[d];
+            d++;
         }
         rc = fg_add(g, frames, d, c->count);
     }
@@ -105,7 +105,8 @@ int emit_svg(FILE *out, const struct profile *p, const struct emit_options *o)
         char sub[160];
         int len = snprintf(sub, sizeof(sub), "%llu samples",
                            (unsigned long long)(profile_total(p, SAMPLE_STACK) +
-                                                profile_total(p, SAMPLE_IDLE) +
+                                                (o && o->exclude_idle
+                                                     ? 0 : profile_total(p, SAMPLE_IDLE)) +
                                                 profile_total(p, SAMPLE_FAILED)));
         if (meta->period_ns && len > 0 && (size_t)len < sizeof(sub))
             len += snprintf(sub + len, sizeof(sub) - (size_t)len, ", every %.3g ms",

@@ -9,7 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define MEM_MAX_IOV 64
+#define MEM_MAX_IOV 256
 
 void mem_init(struct mem *m, pid_t pid)
 {
@@ -19,8 +19,27 @@ void mem_init(struct mem *m, pid_t pid)
     m->rng = 0x9e3779b97f4a7c15ULL;
 }
 
+int mem_cache_enable(struct mem *m)
+{
+    if (!m->cache)
+        m->cache = calloc(MEM_CACHE_PAGES, sizeof(*m->cache));
+    m->gen = 1;
+    return m->cache ? 0 : -ENOMEM;
+}
+
+void mem_cache_reset(struct mem *m)
+{
+    if (++m->gen == 0) {
+        for (size_t i = 0; m->cache && i < MEM_CACHE_PAGES; i++)
+            m->cache[i].gen = 0;
+        m->gen = 1;
+    }
+}
+
 void mem_close(struct mem *m)
 {
+    free(m->cache);
+    m->cache = NULL;
     if (m->memfd >= 0)
         close(m->memfd);
     m->memfd = -1;
@@ -76,15 +95,67 @@ static int read_memfd(struct mem *m, uint64_t addr, void *buf, size_t len)
     return 0;
 }
 
+static int read_raw(struct mem *m, uint64_t addr, void *buf, size_t len);
+
+/* The cached page holding addr, reading it when needed; NULL if unreadable. */
+static const struct mem_page *page_get(struct mem *m, uint64_t addr)
+{
+    uint64_t base = addr & ~(uint64_t)(MEM_PAGE - 1);
+    struct mem_page *pg = &m->cache[(base / MEM_PAGE) & (MEM_CACHE_PAGES - 1)];
+    if (pg->gen == m->gen && pg->addr == base)
+        return pg;
+    m->page_reads++;
+    if (read_raw(m, base, pg->data, MEM_PAGE) < 0) {
+        pg->gen = 0;
+        return NULL;
+    }
+    pg->addr = base;
+    pg->gen = m->gen;
+    return pg;
+}
+
+static int read_cached(struct mem *m, uint64_t addr, void *buf, size_t len)
+{
+    unsigned char *out = buf;
+    while (len) {
+        const struct mem_page *pg = page_get(m, addr);
+        if (!pg)
+            return read_raw(m, addr, out, len);   /* e.g. the last bytes of a mapping */
+        size_t off = (size_t)(addr - pg->addr), n = MEM_PAGE - off;
+        if (n > len)
+            n = len;
+        memcpy(out, pg->data + off, n);
+        out += n;
+        addr += n;
+        len -= n;
+    }
+    return 0;
+}
+
 int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
 {
     m->reads++;
     if (len == 0)
         return 0;
-    if (addr == 0 || addr + len < addr || addr >= (1ULL << 47)) {
+    int rc;
+    if (addr == 0 || addr + len < addr || addr >= (1ULL << 47))
+        rc = -EFAULT;
+    else if (m->cache && len <= 2 * MEM_PAGE)
+        rc = read_cached(m, addr, buf, len);
+    else
+        rc = read_raw(m, addr, buf, len);
+    if (rc == 0 && (m->faults.fail > 0 || m->faults.corrupt > 0 || m->faults.truncate > 0))
+        rc = inject(m, buf, len);
+    if (rc < 0)
         m->failures++;
-        return -EFAULT;
-    }
+    else
+        m->bytes += len;
+    return rc;
+}
+
+/* One read from the target, uncached, uncounted. */
+static int read_raw(struct mem *m, uint64_t addr, void *buf, size_t len)
+{
     int rc;
     if (!m->vm_broken) {
         struct iovec local = { buf, len };
@@ -101,12 +172,6 @@ int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
     } else {
         rc = read_memfd(m, addr, buf, len);
     }
-    if (rc == 0 && (m->faults.fail > 0 || m->faults.corrupt > 0 || m->faults.truncate > 0))
-        rc = inject(m, buf, len);
-    if (rc < 0)
-        m->failures++;
-    else
-        m->bytes += len;
     return rc;
 }
 

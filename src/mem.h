@@ -18,6 +18,16 @@ struct mem_faults {
     uint64_t seed;
 };
 
+#define MEM_PAGE        4096
+#define MEM_CACHE_PAGES 128
+
+/* One page of the target, as read during the current tick. */
+struct mem_page {
+    uint64_t addr;
+    uint32_t gen;
+    unsigned char data[MEM_PAGE];
+};
+
 struct mem {
     pid_t pid;
     int memfd;             /* /proc/PID/mem, opened on first need, or -1 */
@@ -25,10 +35,20 @@ struct mem {
     uint64_t reads, bytes, failures;
     struct mem_faults faults;
     uint64_t rng;
+    struct mem_page *cache;    /* page cache, valid for one tick (see mem_cache_reset) */
+    uint32_t gen;
+    uint64_t page_reads;
 };
 
 void mem_init(struct mem *m, pid_t pid);
 void mem_close(struct mem *m);
+
+/* Page caching: while enabled, small reads are served from whole pages read
+ * once per generation.  Only correct while the memory does not change, i.e.
+ * while the target is stopped, or for one read of one stack.  A new
+ * generation (mem_cache_reset) forgets everything. */
+int mem_cache_enable(struct mem *m);
+void mem_cache_reset(struct mem *m);
 
 /* Reads exactly len bytes at addr.  0, or -EFAULT (any failure, incl. a
  * short read), or -ESRCH when the process is gone. */

@@ -59,6 +59,13 @@ struct ignored {
     char exe[256];
 };
 
+/* The stack a thread showed at its last sample, to skip re-interning it. */
+struct last_stack {
+    uint64_t hash;
+    uint32_t n;
+    uint32_t stack;
+};
+
 /* What one thread looked like at one tick. */
 struct tick_thread {
     struct sproc *sp;
@@ -86,6 +93,8 @@ struct sampler {
     struct tick_thread tt[MAX_TICK_THREADS];
     size_t ntt;
     uint32_t *ids;               /* scratch: frame ids of one stack */
+    struct last_stack *last;     /* per profile thread: the stack it showed last */
+    size_t nlast;
     uint32_t tick;
 };
 
@@ -150,6 +159,31 @@ static int read_stack(struct sampler *s, struct sproc *sp, const struct rthread 
     return rc;
 }
 
+/* Reads one thread: its state and its stack.  In non-blocking mode the read
+ * races with the running target, so it is verified afterwards and retried
+ * when the stack changed under it; a stack that keeps changing is a failed
+ * sample, never a wrong one. */
+static int read_thread(struct sampler *s, struct sproc *sp, uint64_t tstate, struct rthread *t,
+                       size_t *off, size_t *n)
+{
+    int nonblocking = s->o->nonblocking;
+    int rc = -EFAULT;
+    for (int attempt = 0; attempt < (nonblocking ? 4 : 1); attempt++) {
+        size_t save = s->pool_used;
+        if (nonblocking)
+            mem_cache_reset(&sp->mem);
+        rc = reader_thread(&sp->reader, tstate, t);
+        if (rc == 0)
+            rc = read_stack(s, sp, t, off, n);
+        if (rc == 0 && nonblocking)
+            rc = reader_verify(&sp->reader, t);
+        if (rc == 0)
+            return 0;
+        s->pool_used = save;
+    }
+    return rc;
+}
+
 /* Reads what one process shows at this tick (the target is stopped, unless
  * non-blocking).  Returns 1 if the interpreter is up, 0 if not yet. */
 static int sample_process(struct sampler *s, struct sproc *sp)
@@ -174,7 +208,7 @@ static int sample_process(struct sampler *s, struct sproc *sp)
             add_tt(s, sp, sp->pf_nothread, SAMPLE_IDLE, 0, 0, 0);
             return 1;
         }
-        if (reader_thread(r, holder, &t) < 0 || read_stack(s, sp, &t, &off, &n) < 0) {
+        if (read_thread(s, sp, holder, &t, &off, &n) < 0) {
             add_tt(s, sp, sp->pf_nothread, SAMPLE_FAILED, 1, 0, 0);
             return 1;
         }
@@ -197,15 +231,11 @@ static int sample_process(struct sampler *s, struct sproc *sp)
         struct rthread t;
         size_t off = 0, n = 0;
         int gil = tstates[i] == holder;
-        if (reader_thread(r, tstates[i], &t) < 0) {
-            add_tt(s, sp, sp->pf_nothread, SAMPLE_FAILED, gil, 0, 0);
+        if (read_thread(s, sp, tstates[i], &t, &off, &n) < 0) {
+            add_tt(s, sp, t.tstate ? thread_for(s, sp, &t) : sp->pf_nothread, SAMPLE_FAILED, gil, 0, 0);
             continue;
         }
         uint32_t id = thread_for(s, sp, &t);
-        if (read_stack(s, sp, &t, &off, &n) < 0) {
-            add_tt(s, sp, id, SAMPLE_FAILED, gil, 0, 0);
-            continue;
-        }
         if (n == 0)
             continue;   /* a thread with no Python frame has nothing to show */
         with_frames++;
@@ -244,6 +274,40 @@ static int thread_filtered_out(struct sampler *s, const struct tick_thread *x)
     return 1;
 }
 
+static uint64_t hash_frames(const struct rframe *f, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)f;
+    size_t len = n * sizeof(*f);
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        h = (h ^ v) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    for (; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* The stack a thread showed last time, when it shows the same frames again. */
+static struct last_stack *last_for(struct sampler *s, uint32_t thread)
+{
+    if (thread >= s->nlast) {
+        size_t n = s->nlast ? s->nlast * 2 : 64;
+        while (n <= thread)
+            n *= 2;
+        struct last_stack *nl = realloc(s->last, n * sizeof(*nl));
+        if (!nl)
+            return NULL;
+        memset(nl + s->nlast, 0, (n - s->nlast) * sizeof(*nl));
+        s->last = nl;
+        s->nlast = n;
+    }
+    return &s->last[thread];
+}
+
 /* Turns the tick's reads into profile records (after the target resumed). */
 static int record_tick(struct sampler *s, uint64_t now_real)
 {
@@ -252,7 +316,15 @@ static int record_tick(struct sampler *s, uint64_t now_real)
         if (thread_filtered_out(s, x))
             continue;
         uint32_t stack = PF_NONE;
+        struct last_stack *last = NULL;
+        uint64_t h = 0;
         if (x->kind == SAMPLE_STACK) {
+            h = hash_frames(s->pool + x->off, x->n);
+            last = last_for(s, x->pf_thread);
+            if (last && last->n == x->n && last->hash == h && last->stack != 0)
+                stack = last->stack - 1;
+        }
+        if (x->kind == SAMPLE_STACK && stack == PF_NONE) {
             /* pool holds leaf first; the profile wants root first */
             for (size_t k = 0; k < x->n; k++) {
                 const struct rframe *rf = &s->pool[x->off + x->n - 1 - k];
@@ -264,6 +336,11 @@ static int record_tick(struct sampler *s, uint64_t now_real)
             stack = profile_stack(s->p, s->ids, x->n);
             if (stack == PF_NONE)
                 return -ENOMEM;
+            if (last) {
+                last->hash = h;
+                last->n = (uint32_t)x->n;
+                last->stack = stack + 1;
+            }
         }
         if (profile_add(s->p, x->pf_thread, stack, x->kind, x->gil, now_real, s->tick) < 0)
             return -ENOMEM;
@@ -297,10 +374,13 @@ static int setup_reader(struct sampler *s, struct sproc *sp, struct error *e)
     int rc;
     mem_init(&sp->mem, pid);
     mem_faults_from_env(&sp->mem);
+    if (mem_cache_enable(&sp->mem) < 0)
+        return error_set(e, -ENOMEM, "out of memory");
     rc = reader_init(&sp->reader, &sp->target, &sp->mem, s->p);
     if (rc < 0)
         return error_set(e, rc, "out of memory");
     sp->reader_ok = 1;
+    sp->reader.record_trail = s->o->nonblocking;
     char cmdline[512] = "";
     proc_cmdline(pid, cmdline, sizeof(cmdline));
     sp->pf_process = profile_process(s->p, pid, cmdline);
@@ -333,6 +413,7 @@ static void teardown(struct sampler *s)
     free(s->ignored);
     free(s->pool);
     free(s->ids);
+    free(s->last);
     stopper_free(&s->st);
 }
 
@@ -662,6 +743,7 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
                 continue;
             }
             size_t before = s.ntt;
+            mem_cache_reset(&sp->mem);   /* this tick's memory */
             int up = sample_process(&s, sp);
             if (!o->nonblocking)
                 stopper_resume(&s.st, sp->pid);
