@@ -114,8 +114,24 @@ static int parse_double(const char *s, double *out)
     return 0;
 }
 
+/* Pyflame users abbreviate --threads as --thr; with --thread (a filter)
+ * beside it, getopt would call that ambiguous.  A proper prefix of "thread"
+ * keeps meaning --threads. */
+static void fix_threads_abbreviation(int argc, char **argv)
+{
+    static char threads[] = "--threads";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0 || strcmp(argv[i], "-t") == 0 || strcmp(argv[i], "--trace") == 0)
+            return;   /* the rest is a command */
+        size_t len = strlen(argv[i]);
+        if (len >= 5 && len < 8 && strncmp(argv[i], "--thread", len) == 0)
+            argv[i] = threads;
+    }
+}
+
 int options_parse(int argc, char **argv, struct options *o, struct error *e)
 {
+    fix_threads_abbreviation(argc, argv);
     memset(o, 0, sizeof(*o));
     o->seconds = 1.0;
     o->rate = 0.01;
