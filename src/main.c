@@ -128,6 +128,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (res.asked_rate > 0 && res.ticks >= 20 && res.achieved_rate < 0.9 * res.asked_rate)
+        fprintf(stderr, "pyflame: sampling fell behind: %.0f samples/s achieved of the %.0f/s "
+                        "asked (-r %g)\n", res.achieved_rate, res.asked_rate, o.rate);
+
     char err[512];
     int status = 0;
     if (emit_profile(o.output, p, &eo, err, sizeof(err)) < 0) {

@@ -763,8 +763,8 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
             }
             if (!sp->warned_finalizing && reader_finalizing(&sp->reader)) {
                 sp->warned_finalizing = 1;
-                if (isatty(2))
-                    fprintf(stderr, "pyflame: the interpreter of PID %d is finalizing\n", (int)sp->pid);
+                fprintf(stderr, "pyflame: note: the interpreter of PID %d is finalizing (shutting "
+                        "down); its stacks may be partial\n", (int)sp->pid);
             }
             any_started = 1;
         }
@@ -792,6 +792,7 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
                 res->behind++;
                 next = now;   /* do not try to catch up with a burst */
             }
+            res->asked_rate = 1e9 / (double)period;
             uint64_t until = end && end < next ? end : next;
             sleep_until(&s, until);
             if (end && clock_ns(CLOCK_MONOTONIC) >= end)

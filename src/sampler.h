@@ -22,6 +22,7 @@ struct sampler_result {
     unsigned long ticks;     /* sampling rounds done */
     unsigned long behind;    /* ticks that started late by more than one period */
     double achieved_rate;    /* ticks per second achieved */
+    double asked_rate;       /* ticks per second asked for (0: as fast as possible) */
 };
 
 /* Called on SIGUSR1 with the profile so far. */
