@@ -239,12 +239,9 @@ static int sample_process(struct sampler *s, struct sproc *sp)
         if (n == 0)
             continue;   /* a thread with no Python frame has nothing to show */
         with_frames++;
-        if (s->o->exclude_idle && !gil && t.native_id) {
-            /* -x: a thread that neither holds the GIL nor runs on a CPU is idle. */
-            char st = stopper_state(&s->st, t.native_id);
-            if (st && st != 'R')
-                continue;
-        }
+        if (s->o->exclude_idle && !gil && t.native_id &&
+            stopper_busy(&s->st, t.native_id) == 0)
+            continue;   /* -x: neither holds the GIL nor ran on a CPU: idle */
         add_tt(s, sp, id, SAMPLE_STACK, gil, off, n);
     }
     if (with_frames == 0 && s->ntt == first)
@@ -703,6 +700,15 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
     uint64_t start = clock_ns(CLOCK_MONOTONIC);
     uint64_t end = o->seconds > 0 ? start + (uint64_t)(o->seconds * 1e9) : 0;
     uint64_t next = start;
+    if (s.st.want_states) {
+        /* -x with --threads judges threads by their CPU use since the tick
+         * before: the first tick waits one interval after the baseline. */
+        uint64_t wait = period > 10000000ULL ? period : 10000000ULL;
+        struct timespec ts = ns_to_timespec(wait);
+        nanosleep(&ts, NULL);
+        start = next = clock_ns(CLOCK_MONOTONIC);
+        end = o->seconds > 0 ? start + (uint64_t)(o->seconds * 1e9) : 0;
+    }
     struct profile_meta *meta = profile_meta(p);
     meta->period_ns = period;
     int one_shot = o->seconds == 0;

@@ -65,6 +65,7 @@ static struct tracee *add(struct stopper *s, pid_t tid, pid_t tgid)
     t->tgid = tgid;
     t->state = TRACEE_RUNNING;
     t->stat_fd = -1;
+    t->busy = -1;
     return t;
 }
 
@@ -75,6 +76,8 @@ static void drop(struct stopper *s, struct tracee *t)
         close(t->stat_fd);
     s->t[i] = s->t[--s->n];
 }
+
+static void measure_busy(struct tracee *t, uint64_t now);
 
 static int is_group_stop_sig(int sig)
 {
@@ -127,11 +130,14 @@ static void handle_status(struct stopper *s, pid_t tid, int status)
         break;
     case PTRACE_EVENT_CLONE: {
         unsigned long msg = 0;
-        if (ptrace(PTRACE_GETEVENTMSG, tid, NULL, &msg) == 0 && msg) {
-            struct tracee *nt = add(s, (pid_t)msg, t->tgid);
-            if (nt && nt->state == TRACEE_RUNNING) {
+        if (ptrace(PTRACE_GETEVENTMSG, tid, NULL, &msg) == 0 && msg && !find(s, (pid_t)msg)) {
+            /* Its initial stop is still to come (if it came first, the thread
+             * is known already and was resumed then). */
+            pid_t tgid = t->tgid;
+            struct tracee *nt = add(s, (pid_t)msg, tgid);   /* may move t */
+            if (nt) {
                 nt->new_thread = 1;
-                nt->interrupt_pending = 1;   /* it reports an initial stop by itself */
+                nt->interrupt_pending = 1;
             }
         }
         break;
@@ -191,11 +197,14 @@ int stopper_attach(struct stopper *s, pid_t pid, struct error *e)
                 stopper_detach(s, pid);
                 return error_set(e, -err, "Failed to seize PID %d: %s", (int)pid, strerror(err));
             }
-            if (!add(s, tids[i], pid)) {
+            struct tracee *t = add(s, tids[i], pid);
+            if (!t) {
                 free(tids);
                 stopper_detach(s, pid);
                 return error_set(e, -ENOMEM, "out of memory");
             }
+            if (s->want_states)
+                measure_busy(t, clock_ns(CLOCK_MONOTONIC));   /* the baseline */
             added++;
         }
         free(tids);
@@ -238,23 +247,33 @@ static void disarm_timer(void)
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
-/* The state letter from /proc/PID/task/TID/stat, through a descriptor kept open. */
-static char read_state(struct tracee *t)
+/* Updates t->busy from its CPU time (schedstat's first field, in ns), read
+ * through a descriptor kept open. */
+static void measure_busy(struct tracee *t, uint64_t now)
 {
-    char buf[512];
+    char buf[128];
     if (t->stat_fd < 0) {
         char path[96];
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)t->tgid, (int)t->tid);
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)t->tgid, (int)t->tid);
         t->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (t->stat_fd < 0)
-            return 0;
+        if (t->stat_fd < 0) {
+            t->busy = -1;
+            return;
+        }
     }
     ssize_t n = pread(t->stat_fd, buf, sizeof(buf) - 1, 0);
-    if (n <= 0)
-        return 0;
+    if (n <= 0) {
+        t->busy = -1;
+        return;
+    }
     buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : 0;
+    uint64_t cpu = strtoull(buf, NULL, 10);
+    if (t->seen_ns && now > t->seen_ns)
+        t->busy = (cpu - t->cpu_ns) * 10 >= now - t->seen_ns;
+    else
+        t->busy = -1;
+    t->cpu_ns = cpu;
+    t->seen_ns = now;
 }
 
 static void learn_fs_base(struct tracee *t)
@@ -276,20 +295,22 @@ pid_t stopper_tid_for_pthread(const struct stopper *s, pid_t pid, uint64_t pthre
     return 0;
 }
 
-char stopper_state(const struct stopper *s, pid_t tid)
+int stopper_busy(const struct stopper *s, pid_t tid)
 {
     for (size_t i = 0; i < s->n; i++)
         if (s->t[i].tid == tid)
-            return s->t[i].proc_state;
-    return 0;
+            return s->t[i].busy;
+    return -1;
 }
 
 int stopper_stop(struct stopper *s, pid_t pid)
 {
-    if (s->want_states)
+    if (s->want_states) {
+        uint64_t now = clock_ns(CLOCK_MONOTONIC);
         for (size_t i = 0; i < s->n; i++)
             if (!pid || s->t[i].tgid == pid)
-                s->t[i].proc_state = read_state(&s->t[i]);
+                measure_busy(&s->t[i], now);
+    }
     for (size_t i = 0; i < s->n; i++) {
         struct tracee *t = &s->t[i];
         if ((pid && t->tgid != pid) || t->state != TRACEE_RUNNING || t->interrupt_pending)

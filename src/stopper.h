@@ -28,8 +28,10 @@ struct tracee {
     int new_thread;           /* created during the run: its first stop is pending */
     uint64_t fs_base;         /* its thread pointer (= pthread_self() on x86-64 glibc) */
     int fs_known;
-    int stat_fd;              /* /proc/PID/task/TID/stat, kept open when states are wanted */
-    char proc_state;          /* its /proc state letter before the last stop, or 0 */
+    int stat_fd;              /* /proc/PID/task/TID/schedstat, kept open when wanted */
+    uint64_t cpu_ns, seen_ns; /* its CPU time at our last look, and when that was */
+    int busy;                 /* ran on a CPU for a real share of the last interval:
+                                 1 yes, 0 no, -1 unknown */
 };
 
 struct stopper {
@@ -39,7 +41,7 @@ struct stopper {
     int exit_status;          /* its wait status, when we are its parent */
     int exited_is_status;     /* exit_status is valid */
     unsigned long stop_timeout_ms;  /* how long to wait for one thread to stop */
-    int want_states;          /* read each thread's /proc state before stopping it */
+    int want_states;          /* measure each thread's CPU use before stopping it */
     pid_t execed[16];         /* processes that called execve since the last look */
     size_t nexeced;
 };
@@ -73,8 +75,11 @@ int stopper_alive(const struct stopper *s, pid_t pid);
  * learnt from the registers of stopped threads; 0 when unknown. */
 pid_t stopper_tid_for_pthread(const struct stopper *s, pid_t pid, uint64_t pthread);
 
-/* The /proc state letter of tid read just before the last stop (want_states), or 0. */
-char stopper_state(const struct stopper *s, pid_t tid);
+/* Did tid run on a CPU for a real share (>= 10%) of the time since the tick
+ * before (want_states)?  1 yes, 0 no, -1 unknown.  Measured from its CPU time
+ * in /proc/PID/task/TID/schedstat, which our own stops do not distort the way
+ * a state letter read right after a resume would. */
+int stopper_busy(const struct stopper *s, pid_t tid);
 
 /* Detaches from every thread of pid (0 = all), leaving them running. */
 void stopper_detach(struct stopper *s, pid_t pid);
