@@ -607,8 +607,11 @@ static void check_exits(struct sampler *s)
 {
     if (s->child > 0 && s->child_status == -1 && !find_process(s, s->child)) {
         int status;
-        if (waitpid(s->child, &status, WNOHANG) == s->child)
+        pid_t w = waitpid(s->child, &status, WNOHANG);
+        if (w == s->child || stopper_exit_status(&s->st, s->child, &status))
             s->child_status = status;
+        else if (w < 0 && errno == ECHILD)
+            s->child_status = 0;   /* reaped elsewhere, status unknown */
     }
     for (size_t i = 0; i < s->nprocs; i++) {
         struct sproc *sp = s->procs[i];
@@ -628,8 +631,9 @@ static void check_exits(struct sampler *s)
             }
         } else if (!stopper_alive(&s->st, sp->pid)) {
             sp->alive = 0;
-            if (s->st.exited_pid == sp->pid && s->st.exited_is_status && s->child == sp->pid)
-                s->child_status = s->st.exit_status;
+            int status;
+            if (s->child == sp->pid && stopper_exit_status(&s->st, sp->pid, &status))
+                s->child_status = status;
         }
     }
 }

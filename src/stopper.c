@@ -93,9 +93,9 @@ static void handle_status(struct stopper *s, pid_t tid, int status)
         if (t)
             drop(s, t);
         if (tid == tgid) {
-            s->exited_pid = tgid;
-            s->exit_status = status;
-            s->exited_is_status = 1;
+            size_t k = s->nexits++ % (sizeof(s->exits) / sizeof(s->exits[0]));
+            s->exits[k].pid = tgid;
+            s->exits[k].status = status;
             /* The leader reports last: whatever is left of this process is gone. */
             for (size_t i = 0; i < s->n;)
                 if (s->t[i].tgid == tgid)
@@ -397,10 +397,20 @@ size_t stopper_count(const struct stopper *s, pid_t pid)
     return c;
 }
 
+int stopper_exit_status(const struct stopper *s, pid_t pid, int *status)
+{
+    size_t cap = sizeof(s->exits) / sizeof(s->exits[0]);
+    size_t n = s->nexits < cap ? s->nexits : cap;
+    for (size_t i = 0; i < n; i++)
+        if (s->exits[i].pid == pid) {
+            *status = s->exits[i].status;
+            return 1;
+        }
+    return 0;
+}
+
 int stopper_alive(const struct stopper *s, pid_t pid)
 {
-    if (s->exited_pid == pid)
-        return 0;
     return stopper_count(s, pid) > 0;
 }
 

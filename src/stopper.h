@@ -37,9 +37,8 @@ struct tracee {
 struct stopper {
     struct tracee *t;
     size_t n, cap;
-    pid_t exited_pid;         /* a traced process whose last thread exited, or 0 */
-    int exit_status;          /* its wait status, when we are its parent */
-    int exited_is_status;     /* exit_status is valid */
+    struct { pid_t pid; int status; } exits[64];   /* traced processes that exited */
+    size_t nexits;            /* (a ring: the newest 64 are kept) */
     unsigned long stop_timeout_ms;  /* how long to wait for one thread to stop */
     int want_states;          /* measure each thread's CPU use before stopping it */
     pid_t execed[16];         /* processes that called execve since the last look */
@@ -67,6 +66,9 @@ pid_t stopper_take_exec(struct stopper *s);
 
 /* Number of traced threads of pid that are alive. */
 size_t stopper_count(const struct stopper *s, pid_t pid);
+
+/* The wait status of a traced process that has exited: 1 and *status, or 0. */
+int stopper_exit_status(const struct stopper *s, pid_t pid, int *status);
 
 /* Is the process still traced and alive? */
 int stopper_alive(const struct stopper *s, pid_t pid);
