@@ -51,6 +51,8 @@ int format_from_path(const char *path)
         return FORMAT_PPROF;
     if (ends_with(path, ".json") || ends_with(path, ".trace"))
         return FORMAT_CHROME;
+    if (ends_with(path, ".flamechart"))
+        return FORMAT_FLAMECHART;
     return -1;
 }
 

@@ -57,12 +57,28 @@ struct dump_ctx {
     const struct emit_options *eo;
 };
 
+/* Writes the profile to every output (stdout when there is no -o).  0 or -1. */
+static int write_outputs(const struct options *o, const struct emit_options *eo,
+                         const struct profile *p)
+{
+    char err[512];
+    int rc = 0;
+    struct emit_options each = *eo;
+    for (int i = 0; i < (o->noutputs ? o->noutputs : 1); i++) {
+        const char *path = o->noutputs ? o->outputs[i] : NULL;
+        each.format = o->noutputs ? o->formats[i] : o->format;
+        if (emit_profile(path, p, &each, err, sizeof(err)) < 0) {
+            fprintf(stderr, "pyflame: %s\n", err);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 static void dump_now(const struct profile *p, void *arg)
 {
     struct dump_ctx *d = arg;
-    char err[512];
-    if (emit_profile(d->o->output, p, d->eo, err, sizeof(err)) < 0)
-        fprintf(stderr, "pyflame: %s\n", err);
+    write_outputs(d->o, d->eo, p);
 }
 
 int main(int argc, char **argv)
@@ -91,9 +107,11 @@ int main(int argc, char **argv)
     if (o.deprecated_pid)
         fprintf(stderr, "WARNING: Specifying a PID to trace without -p is deprecated; see Pyflame "
                         "issue #99 for details.\n");
-    if (check_output(o.output, &e) < 0) {
-        fprintf(stderr, "pyflame: %s\n", e.msg);
-        return 1;
+    for (int i = 0; i < o.noutputs; i++) {
+        if (check_output(o.outputs[i], &e) < 0) {
+            fprintf(stderr, "pyflame: %s\n", e.msg);
+            return 1;
+        }
     }
 
     struct emit_options eo;
@@ -106,7 +124,10 @@ int main(int argc, char **argv)
     eo.qualnames = o.qualnames;
     eo.title = o.title;
 
-    struct profile *p = profile_new(format_needs_events(o.format));
+    int keep_events = format_needs_events(o.format);
+    for (int i = 0; i < o.noutputs; i++)
+        keep_events |= format_needs_events(o.formats[i]);
+    struct profile *p = profile_new(keep_events);
     if (!p) {
         fprintf(stderr, "pyflame: out of memory\n");
         return 1;
@@ -132,12 +153,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "pyflame: sampling fell behind: %.0f samples/s achieved of the %.0f/s "
                         "asked (-r %g)\n", res.achieved_rate, res.asked_rate, o.rate);
 
-    char err[512];
-    int status = 0;
-    if (emit_profile(o.output, p, &eo, err, sizeof(err)) < 0) {
-        fprintf(stderr, "pyflame: %s\n", err);
-        status = 1;
-    }
+    int status = write_outputs(&o, &eo, p) < 0 ? 1 : 0;
     profile_free(p);
     if (status == 0 && child > 0 && !res.stop_signal && res.child_status != -1)
         status = launch_exit_code(res.child_status);

@@ -26,6 +26,7 @@ static const char usage_text[] =
 "  -r, --rate=RATE        Sample rate, as a fractional value of seconds (default 0.01)\n"
 "  -o, --output=PATH      Write the profile to PATH (default: stdout); the format\n"
 "                         follows the extension: .svg .speedscope.json .pb.gz .json\n"
+"                         .flamechart; -o may be repeated (the same profile in each)\n"
 "  -f, --format=FORMAT    collapsed (default), flamechart, svg, speedscope, pprof, chrome\n"
 "  -x, --exclude-idle     Exclude idle time from statistics\n"
 "  -n, --no-line-numbers  Do not append line numbers to function names\n"
@@ -168,7 +169,10 @@ int options_parse(int argc, char **argv, struct options *o, struct error *e)
         case 'o':
             if (!*optarg)
                 return error_set(e, -EINVAL, "Error: -o needs a file name.");
-            o->output = optarg;
+            if (o->noutputs >= OPTIONS_MAX_OUTPUTS)
+                return error_set(e, -EINVAL, "too many -o options (at most %d)", OPTIONS_MAX_OUTPUTS);
+            o->outputs[o->noutputs++] = optarg;
+            o->output = o->outputs[0];
             break;
         case 'f': {
             int f = format_parse(optarg);
@@ -246,7 +250,8 @@ int options_parse(int argc, char **argv, struct options *o, struct error *e)
         o->deprecated_pid = 1;
     }
 
-    /* The output format: -d, then --flamechart, then -f, then -o's extension. */
+    /* The output format: -d, then --flamechart, then -f, then -o's extension
+     * (each -o gets the format its extension names, else the common one). */
     if (o->dump) {
         o->format = FORMAT_DUMP;
         o->threads = 1;
@@ -260,6 +265,10 @@ int options_parse(int argc, char **argv, struct options *o, struct error *e)
         int f = format_from_path(o->output);
         if (f >= 0)
             o->format = (enum output_format)f;
+    }
+    for (int i = 0; i < o->noutputs; i++) {
+        int f = format_from_path(o->outputs[i]);
+        o->formats[i] = (o->dump || flamechart || format_set || f < 0) ? o->format : (enum output_format)f;
     }
     if (o->command)
         o->seconds = -1;   /* trace mode: until the command exits */

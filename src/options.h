@@ -11,6 +11,7 @@
 
 #define OPTIONS_MAX_PIDS 64
 #define OPTIONS_MAX_THREAD_FILTERS 64
+#define OPTIONS_MAX_OUTPUTS 8
 
 enum options_action {
     ACTION_PROFILE = 0,   /* sample and write a profile */
@@ -25,7 +26,10 @@ struct options {
     char **command;           /* -t: argv of the command to launch (NULL-terminated) */
     double seconds;           /* -s; < 0: until the target exits; 0: one sample */
     double rate;              /* -r: seconds between samples; <= 0: no sleep */
-    const char *output;       /* -o; NULL = stdout */
+    const char *output;       /* the first -o; NULL = stdout */
+    const char *outputs[OPTIONS_MAX_OUTPUTS];   /* every -o (the same profile in each) */
+    enum output_format formats[OPTIONS_MAX_OUTPUTS];   /* the format of each */
+    int noutputs;
     int exclude_idle;         /* -x */
     int no_line_numbers;      /* -n */
     int threads;              /* --threads */
@@ -35,7 +39,7 @@ struct options {
     const char *thread_filters[OPTIONS_MAX_THREAD_FILTERS];  /* --thread */
     int nthread_filters;
     const char *abi;          /* --abi (normalised: "27", "36", ..., "313"), NULL = auto */
-    enum output_format format;/* -f/--format, --flamechart, -d, or from -o's extension */
+    enum output_format format;/* -f/--format, --flamechart, -d, or from the first -o's extension */
     int qualnames;            /* --qualnames */
     const char *title;        /* --title */
     int nonblocking;          /* --nonblocking */
