@@ -106,6 +106,8 @@ check: all check-test-deps check-unit check-integration
 check-unit: $(FLAMEGRAPH_BIN) $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; \
 	    FLAMEGRAPH=$(CURDIR)/$(FLAMEGRAPH_BIN) CK_FORK=yes $$t; done
+	@echo "== tests/unit/test_flamegraph_browser.sh"
+	@FLAMEGRAPH=$(CURDIR)/$(FLAMEGRAPH_BIN) sh tests/unit/test_flamegraph_browser.sh
 
 check-integration: $(PYFLAME_BIN) $(FLAMEGRAPH_BIN) $(INTEG_BIN)
 	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; \

@@ -149,7 +149,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    if (res.asked_rate > 0 && res.ticks >= 20 && res.achieved_rate < 0.9 * res.asked_rate)
+    if (res.asked_rate > 0 && res.ticks >= 20 && res.achieved_rate < 0.8 * res.asked_rate)
         fprintf(stderr, "pyflame: sampling fell behind: %.0f samples/s achieved of the %.0f/s "
                         "asked (-r %g)\n", res.achieved_rate, res.asked_rate, o.rate);
 

@@ -51,6 +51,7 @@ struct sproc {
     size_t nknown;
     int warned_finalizing;
     int is_root;                 /* named by -p or launched; not a subprocess */
+    unsigned long ticks_seen;    /* ticks at which it was sampled */
 };
 
 /* A process seen not to be Python, and the program it ran then. */
@@ -772,10 +773,14 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
                 }
             }
             if (!sp->warned_finalizing && reader_finalizing(&sp->reader)) {
+                /* Only news when it was so from the start: every process
+                 * finalizes at its end. */
                 sp->warned_finalizing = 1;
-                fprintf(stderr, "pyflame: note: the interpreter of PID %d is finalizing (shutting "
-                        "down); its stacks may be partial\n", (int)sp->pid);
+                if (sp->ticks_seen == 0)
+                    fprintf(stderr, "pyflame: note: the interpreter of PID %d is finalizing "
+                            "(shutting down); its stacks may be partial\n", (int)sp->pid);
             }
+            sp->ticks_seen++;
             any_started = 1;
         }
         if (any_started) {

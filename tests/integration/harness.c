@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <poll.h>
@@ -174,8 +175,10 @@ struct reg {
 };
 
 static struct reg procs[MAX_PROCS];
-static char tmpdir_path[64];
+static char tmpdir_path[PATH_MAX];
 static pid_t tmpdir_owner;
+static char suite_tmp[64];        /* made by h_init, removed by h_run_suite */
+static pid_t suite_tmp_owner;
 static int atexit_done;
 
 static void cleanup_at_exit(void)
@@ -222,23 +225,27 @@ static void reap_targets(void)
     }
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void rm_rf_tmpdir(void)
 {
     if (!tmpdir_path[0] || tmpdir_owner != getpid())
         return;
-    DIR *d = opendir(tmpdir_path);
-    if (d) {
-        struct dirent *de;
-        char path[PATH_MAX];
-        while ((de = readdir(d))) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", tmpdir_path, de->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(tmpdir_path);
+    rm_rf(tmpdir_path);
     tmpdir_path[0] = '\0';
 }
 
@@ -257,12 +264,21 @@ void h_kill_all(void)
         }
     }
     rm_rf_tmpdir();
+    if (suite_tmp[0] && suite_tmp_owner == me) {
+        rm_rf(suite_tmp);
+        suite_tmp[0] = '\0';
+    }
 }
 
 const char *h_tmpdir(void)
 {
     if (!tmpdir_path[0] || tmpdir_owner != getpid()) {
-        snprintf(tmpdir_path, sizeof(tmpdir_path), "/tmp/pyflame-test.XXXXXX");
+        /* Under the suite's directory when there is one: Check ends a failing
+         * test with _exit, so only the parent can be relied on to clean up. */
+        if (suite_tmp[0])
+            fmt(tmpdir_path, sizeof(tmpdir_path), "%s/%d.XXXXXX", suite_tmp, (int)getpid());
+        else
+            snprintf(tmpdir_path, sizeof(tmpdir_path), "/tmp/pyflame-test.XXXXXX");
         if (!mkdtemp(tmpdir_path))
             die("mkdtemp: %s", strerror(errno));
         tmpdir_owner = getpid();
@@ -272,6 +288,18 @@ const char *h_tmpdir(void)
         }
     }
     return tmpdir_path;
+}
+
+/* execvp, retried for up to 3 s while the file is being rewritten (another
+ * `make` relinking pyflame gives ETXTBSY or EACCES for a moment). */
+static void exec_retry(const char *const *argv)
+{
+    for (int i = 0; i < 30; i++) {
+        execvp(argv[0], (char *const *)argv);
+        if (errno != ETXTBSY && errno != EACCES)
+            break;
+        usleep(100000);
+    }
 }
 
 /* In the child after fork: own process group, die with the parent. */
@@ -342,7 +370,7 @@ h_proc *h_spawn(const char *const *argv, const char *ready_line, double timeout)
         dup2(devnull, 0);
         dup2(fds[1], 1);
         dup2(efd, 2);
-        execvp(argv[0], (char *const *)argv);
+        exec_retry(argv);
         dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -524,6 +552,30 @@ int h_check_running_untraced(pid_t pid, char *why, size_t whylen)
     return bad ? -1 : 0;
 }
 
+pid_t h_tracer_pid(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    char *s = h_read_file(path, NULL);
+    if (!s)
+        return -1;
+    const char *tp = strstr(s, "\nTracerPid:");
+    pid_t tracer = tp ? (pid_t)strtol(tp + 11, NULL, 10) : 0;
+    free(s);
+    return tracer;
+}
+
+pid_t h_wait_traced(pid_t pid, double timeout)
+{
+    double end = now_s() + timeout;
+    pid_t tracer;
+    while ((tracer = h_tracer_pid(pid)) == 0 && now_s() < end) {
+        reap_targets();
+        sleep_s(0.005);
+    }
+    return tracer;
+}
+
 /* ---- running commands ------------------------------------------------------- */
 
 struct buf { char *s; size_t n, cap; };
@@ -574,7 +626,7 @@ void h_run(h_result *r, const char *const *argv, double timeout)
         dup2(devnull, 0);
         dup2(ofd[1], 1);
         dup2(efd[1], 2);
-        execvp(argv[0], (char *const *)argv);
+        exec_retry(argv);
         dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -709,8 +761,8 @@ const char *h_result_str(h_result *r)
         snprintf(st, sizeof(st), "killed by signal %d", r->signaled);
     else
         snprintf(st, sizeof(st), "exit %d", r->status);
-    snprintf(r->summary, sizeof(r->summary), "`%.400s` -> %s after %.2f s%s; stdout: \"%s\"; stderr: \"%s\"",
-             r->cmd, st, r->elapsed, r->stray ? " (left processes behind)" : "", o, e);
+    snprintf(r->summary, sizeof(r->summary), "`%.400s` -> %s after %.2f s%s; stderr: \"%s\"; stdout: \"%s\"",
+             r->cmd, st, r->elapsed, r->stray ? " (left processes behind)" : "", e, o);
     return r->summary;
 }
 
@@ -1140,6 +1192,16 @@ void h_init(void)
     if (access(pf, X_OK) != 0)
         die("PYFLAME=%s is not executable: %s", pf, strerror(errno));
     h_targets_dir();
+    if (!suite_tmp[0]) {
+        snprintf(suite_tmp, sizeof(suite_tmp), "/tmp/pyflame-test.XXXXXX");
+        if (!mkdtemp(suite_tmp))
+            die("mkdtemp: %s", strerror(errno));
+        suite_tmp_owner = getpid();
+        if (!atexit_done) {
+            atexit(cleanup_at_exit);
+            atexit_done = 1;
+        }
+    }
     discover();
 }
 
@@ -1150,6 +1212,7 @@ int h_run_suite(Suite *s)
     srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    h_kill_all();   /* also removes the suite's temporary directory */
     h_note("%.1f s", now_s() - t0);
     return failed ? 1 : 0;
 }

@@ -35,15 +35,19 @@
  *    missing in a target, a target that never printed "ready", fork failure).
  *  - Process hygiene: every process the harness starts (targets, pyflame
  *    runs, helpers) is put in its own process group, gets
- *    PR_SET_PDEATHSIG=SIGKILL (so it dies if the test process is killed, e.g.
- *    by Check's timeout) and is registered; h_kill_all() kills every
- *    registered group and reaps it.  h_kill_all() is registered with atexit,
- *    so a failing ck_assert in fork mode (which exits the test process) still
- *    cleans up.  Targets also end by themselves after `seconds=` (default 120).
- *    Use Check's fork mode (h_run_suite does).
+ *    PR_SET_PDEATHSIG=SIGKILL (so it dies with the test process: Check's
+ *    fork mode ends a failing test with _exit and a timed-out one with
+ *    SIGKILL, and neither runs any cleanup) and is registered; h_kill_all()
+ *    kills every registered group and reaps it (it runs at normal exit too).
+ *    Targets also end by themselves after `seconds=` (default 120).
+ *    Temporary files live under one directory per suite, made by h_init and
+ *    removed by h_run_suite in the parent, so failed tests leave none.
+ *    Use Check's fork mode (h_run_suite does, unless CK_FORK=no).
  *  - While h_run()/h_proc_wait() wait, they reap registered targets that
  *    exited (as a shell would), so an exited target never lingers as a zombie
  *    that would look alive to pyflame.
+ *  - exec of a command is retried for up to 3 s on ETXTBSY/EACCES, so a
+ *    concurrent `make` relinking pyflame does not fail a run.
  *  - Interpreter labels ("3.12.1", "3.11.2-static") go in every failure
  *    message: use H_CTX(py) / "[%s]" with py->label.
  *
@@ -171,6 +175,12 @@ char *h_pidstr(pid_t pid, char *buf);
  * be 0.  Returns 0 if so, else -1 with a description in why. */
 int h_check_running_untraced(pid_t pid, char *why, size_t whylen);
 
+/* TracerPid of pid (first task), 0 if untraced, -1 if it does not exist. */
+pid_t h_tracer_pid(pid_t pid);
+/* Waits up to timeout seconds until pid is traced; returns its TracerPid
+ * (0 if it never became traced, -1 if pid does not exist). */
+pid_t h_wait_traced(pid_t pid, double timeout);
+
 /* ---- running commands ------------------------------------------------------- */
 
 typedef struct h_result {
@@ -193,7 +203,7 @@ void h_run(h_result *r, const char *const *argv, double timeout);
 void h_pyflame_run(h_result *r, double timeout, const char *const *args);
 void h_pyflame_runl(h_result *r, double timeout, ...) __attribute__((sentinel));
 void h_result_free(h_result *r);
-/* "`cmd` -> exit 1 (after 0.52 s); stdout: ...; stderr: ..." (truncated). */
+/* "`cmd` -> exit 1 after 0.52 s; stderr: "..."; stdout: "..."" (truncated). */
 const char *h_result_str(h_result *r);
 
 /* ---- text helpers --------------------------------------------------------- */
@@ -207,7 +217,8 @@ int h_count_lines(const char *s);
 int h_is_one_line(const char *s);
 /* Absolute path of an executable NAME found in PATH into out, or NULL. */
 char *h_find_program(const char *name, char *out);
-/* A fresh temporary directory (removed with its files by h_kill_all/at exit). */
+/* A temporary directory of this process (under the suite's directory made by
+ * h_init, which h_run_suite removes; removed at exit too). */
 const char *h_tmpdir(void);
 /* Whole file into a malloc'd NUL-terminated buffer, or NULL. */
 char *h_read_file(const char *path, size_t *len);

@@ -65,12 +65,21 @@ static const char *cpu_expected_str(const cpu_stack *c)
     return buf;
 }
 
-/* A successful pyflame run: exit 0, nothing on stderr, well-formed collapsed
- * output (every stack line ^.+ [0-9]+$ with no empty frame, final newline). */
+/* The first successful run of this test that wrote to stderr (each test is
+ * its own process in fork mode). */
+static char quiet_violation[1024];
+
+/* A successful pyflame run: exit 0, well-formed collapsed output (every
+ * stack line ^.+ [0-9]+$ with no empty frame, final newline).  Its stderr is
+ * checked by expect_quiet_stderr at the end of the test, so that functional
+ * failures are reported first. */
 static void expect_ok_profile(const h_python *py, h_result *r, h_profile *p)
 {
     ck_assert_msg(!r->timed_out && r->status == 0, "[%s] pyflame failed: %s", H_CTX(py), h_result_str(r));
-    ck_assert_msg(r->err_len == 0, "[%s] pyflame succeeded but wrote to stderr: %s", H_CTX(py), h_result_str(r));
+    /* the one warning a successful run may give: it could not keep the rate
+     * (this machine may be busy) */
+    if (r->err_len && !h_match("^pyflame: sampling fell behind: [^\n]*\n$", r->err) && !quiet_violation[0])
+        snprintf(quiet_violation, sizeof(quiet_violation), "`%.300s` wrote \"%.600s\"", r->cmd, r->err);
     ck_assert_msg(!r->stray, "[%s] pyflame left processes behind: %s", H_CTX(py), h_result_str(r));
     int rc = h_parse_collapsed(r->out, p);
     ck_assert_msg(rc == 0, "[%s] malformed collapsed line \"%s\" (%d bad lines): %s", H_CTX(py), p->bad,
@@ -79,6 +88,15 @@ static void expect_ok_profile(const h_python *py, h_result *r, h_profile *p)
                   h_result_str(r));
     ck_assert_msg(p->idle_line <= 1, "[%s] (idle) is on line %d, not first: %s", H_CTX(py), p->idle_line,
                   h_profile_str(p, 6));
+}
+
+/* Interface rule (shared/reference/pyflame-cli.md, "Traps"): on success
+ * stderr stays empty when it is not a terminal. */
+static void expect_quiet_stderr(const h_python *py)
+{
+    ck_assert_msg(!quiet_violation[0],
+                  "[%s] a successful run wrote to stderr (it must stay empty when stderr is not a terminal): %s",
+                  H_CTX(py), quiet_violation);
 }
 
 /* The target is still alive, no task stopped or traced. */
@@ -120,14 +138,16 @@ START_TEST(test_cpu_stack)
     expect_ok_profile(py, &r, &p);
     expect_target_ok(py, t, "pyflame -s 1");
     long total = h_profile_total(&p);
-    ck_assert_msg(total >= 40 && total <= 110, "[%s] -s 1 -r 0.01 gave %ld samples (want 40..110): %s",
-                  H_CTX(py), total, h_profile_str(&p, 6));
+    /* the upper bound is strict (-r is honoured); the lower one allows for a loaded machine */
+    ck_assert_msg(total >= 10 && total <= 105, "[%s] -s 1 -r 0.01 gave %ld samples in %.2f s (want 10..105): %s",
+                  H_CTX(py), total, r.elapsed, h_profile_str(&p, 6));
     ck_assert_msg(p.idle * 10 <= total, "[%s] a CPU-bound target is mostly idle: %s", H_CTX(py),
                   h_profile_str(&p, 6));
-    expect_cpu_stack(py, &c, &p, 95, 30, "-s 1");
+    expect_cpu_stack(py, &c, &p, 95, 10, "-s 1");
     h_profile_free(&p);
     h_result_free(&r);
     h_proc_stop(t);
+    expect_quiet_stderr(py);
 }
 END_TEST
 
@@ -156,12 +176,13 @@ START_TEST(test_no_line_numbers)
     }
     long nonidle = p.failed + p.stack_total;
     long known = h_profile_count(&p, c.nolines);
-    ck_assert_msg(nonidle >= 15 && known * 100 >= 95 * nonidle,
+    ck_assert_msg(nonidle >= 5 && known * 100 >= 95 * nonidle,
                   "[%s] -n: %ld of %ld non-idle samples show \"%s\" (want >= 95%%): %s", H_CTX(py), known,
                   nonidle, c.nolines, h_profile_str(&p, 6));
     h_profile_free(&p);
     h_result_free(&r);
     h_proc_stop(t);
+    expect_quiet_stderr(py);
 }
 END_TEST
 
@@ -181,8 +202,8 @@ START_TEST(test_idle)
     long total = h_profile_total(&p);
     ck_assert_msg(p.idle_line == 1, "[%s] sleeping target: no \"(idle) N\" first line: %s", H_CTX(py),
                   h_profile_str(&p, 6));
-    ck_assert_msg(total >= 20 && p.idle * 100 >= 90 * total,
-                  "[%s] sleeping target: %ld idle of %ld samples (want >= 90%% idle, >= 20 samples): %s",
+    ck_assert_msg(total >= 5 && p.idle * 100 >= 90 * total,
+                  "[%s] sleeping target: %ld idle of %ld samples (want >= 90%% idle, >= 5 samples): %s",
                   H_CTX(py), p.idle, total, h_profile_str(&p, 6));
     h_profile_free(&p);
     h_result_free(&r);
@@ -193,12 +214,15 @@ START_TEST(test_idle)
     expect_target_ok(py, t, "pyflame -x");
     ck_assert_msg(p.idle_line == 0 && p.idle == 0, "[%s] -x printed an (idle) line: %s", H_CTX(py),
                   h_profile_str(&p, 6));
+    ck_assert_msg(p.nlines > 0 || r.out_len == 0, "[%s] -x: no samples, but the output is not empty: %s",
+                  H_CTX(py), h_result_str(&r));
     ck_assert_msg(p.stack_total * 10 <= total,
                   "[%s] -x on a sleeping target: %ld non-idle samples (expected (nearly) empty output): %s",
                   H_CTX(py), p.stack_total, h_profile_str(&p, 6));
     h_profile_free(&p);
     h_result_free(&r);
     h_proc_stop(t);
+    expect_quiet_stderr(py);
 }
 END_TEST
 
@@ -221,6 +245,7 @@ START_TEST(test_one_sample)
     h_profile_free(&p);
     h_result_free(&r);
     h_proc_stop(t);
+    expect_quiet_stderr(py);
 }
 END_TEST
 
@@ -232,22 +257,31 @@ START_TEST(test_rate)
     h_pidstr(t->pid, pid);
     h_result r;
     h_profile p;
-    h_pyflame_runl(&r, 15, "-s", "0.5", "-r", "0.05", "-p", pid, NULL);
-    expect_ok_profile(py, &r, &p);
-    long slow = h_profile_total(&p);
-    h_profile_free(&p);
-    h_result_free(&r);
-    h_pyflame_runl(&r, 15, "-s", "0.5", "-r", "0.005", "-p", pid, NULL);
-    expect_ok_profile(py, &r, &p);
-    long fast = h_profile_total(&p);
+    /* -s 0.5 -r 0.05 gives at most 11 samples, -r 0.005 must give more than
+     * that.  The upper bounds are strict; a sampler starved by a loaded
+     * machine gets up to three tries for the lower ones. */
+    long slow = 0, fast = 0;
+    for (int attempt = 0; attempt < 3 && (slow < 3 || fast <= 13); attempt++) {
+        h_pyflame_runl(&r, 15, "-s", "0.5", "-r", "0.05", "-p", pid, NULL);
+        expect_ok_profile(py, &r, &p);
+        slow = h_profile_total(&p);
+        ck_assert_msg(slow <= 13, "[%s] -s 0.5 -r 0.05 gave %ld samples (want <= 13): %s", H_CTX(py), slow,
+                      h_profile_str(&p, 3));
+        h_profile_free(&p);
+        h_result_free(&r);
+        h_pyflame_runl(&r, 15, "-s", "0.5", "-r", "0.005", "-p", pid, NULL);
+        expect_ok_profile(py, &r, &p);
+        fast = h_profile_total(&p);
+        ck_assert_msg(fast <= 103, "[%s] -s 0.5 -r 0.005 gave %ld samples (want <= 103)", H_CTX(py), fast);
+        h_profile_free(&p);
+        h_result_free(&r);
+    }
     expect_target_ok(py, t, "pyflame -r");
-    ck_assert_msg(slow >= 5 && slow <= 13, "[%s] -s 0.5 -r 0.05 gave %ld samples (want 5..13)", H_CTX(py), slow);
-    ck_assert_msg(fast >= 40 && fast >= 3 * slow,
-                  "[%s] -s 0.5 -r 0.005 gave %ld samples (want >= 40 and >= 3x the %ld of -r 0.05)", H_CTX(py),
-                  fast, slow);
-    h_profile_free(&p);
-    h_result_free(&r);
+    ck_assert_msg(slow >= 3, "[%s] -s 0.5 -r 0.05 gave %ld samples (want 3..13), three times", H_CTX(py), slow);
+    ck_assert_msg(fast > 13, "[%s] -s 0.5 -r 0.005 gave %ld samples, no more than -r 0.05 can (%ld, max 13), "
+                  "three times", H_CTX(py), fast, slow);
     h_proc_stop(t);
+    expect_quiet_stderr(py);
 }
 END_TEST
 
@@ -256,23 +290,24 @@ START_TEST(test_target_exits)
     const h_python *py = h_python_get(_i);
     cpu_stack c;
     cpu_stack_init(&c);
-    h_proc *t = h_target_startl(py, "cpu.py", "seconds=0.6", NULL);
+    h_proc *t = h_target_startl(py, "cpu.py", "seconds=1", NULL);
     char pid[16];
     h_pidstr(t->pid, pid);
     h_result r;
     h_profile p;
     h_pyflame_runl(&r, 15, "-s", "-1", "-p", pid, NULL);
     expect_ok_profile(py, &r, &p);
-    ck_assert_msg(r.elapsed < 4.0, "[%s] -s -1: pyflame took %.2f s to notice that the target exited after 0.6 s",
+    ck_assert_msg(r.elapsed < 6.0, "[%s] -s -1: pyflame took %.2f s to notice that the target exited after 1 s",
                   H_CTX(py), r.elapsed);
     int st = h_proc_wait(t, 5);
     ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "[%s] target did not exit normally after being profiled (wait status 0x%x, %s); stderr: %s",
                   H_CTX(py), st, st == -1 ? "still running" : "exited", h_proc_stderr(t));
-    expect_cpu_stack(py, &c, &p, 80, 20, "-s -1 until the target exits");
+    expect_cpu_stack(py, &c, &p, 75, 5, "-s -1 until the target exits");
     h_profile_free(&p);
     h_result_free(&r);
     h_proc_stop(t);
+    expect_quiet_stderr(py);
 }
 END_TEST
 
@@ -286,7 +321,7 @@ START_TEST(test_launch)
     h_pyflame_runl(&r, 20, "-t", py->path, c.file, "seconds=0.5", "quiet", NULL);
     expect_ok_profile(py, &r, &p);
     /* the profile also holds the interpreter's start-up and shutdown */
-    expect_cpu_stack(py, &c, &p, 60, 20, "-t python cpu.py");
+    expect_cpu_stack(py, &c, &p, 60, 5, "-t python cpu.py");
     h_profile_free(&p);
     h_result_free(&r);
 
@@ -298,6 +333,83 @@ START_TEST(test_launch)
                   H_CTX(py), cpu_expected_str(&c), h_result_str(&r));
     h_profile_free(&p);
     h_result_free(&r);
+    expect_quiet_stderr(py);
+}
+END_TEST
+
+static int count_frames(const char *stack)
+{
+    int n = 1;
+    for (; *stack; stack++)
+        n += *stack == ';';
+    return n;
+}
+
+/* shapes.py: a method, a generator, a closure, a lambda and 50 recursive
+ * frames, each with its own call line. */
+START_TEST(test_frame_kinds)
+{
+    const h_python *py = h_python_get(_i);
+    enum { DEPTH = 50 };
+    char f[PATH_MAX];
+    h_target_path("shapes.py", f);
+    size_t cap = 16 * PATH_MAX + DEPTH * (PATH_MAX + 32);
+    char *prefix = malloc(cap);
+    ck_assert_ptr_nonnull(prefix);
+    size_t l = (size_t)snprintf(prefix, cap,
+                                "%s:<module>:%d;%s:main:%d;%s:method:%d;%s:gen:%d;%s:inner:%d;%s:<lambda>:%d;",
+                                f, h_marker_line("shapes.py", "module_call"), f, h_marker_line("shapes.py", "main_call"),
+                                f, h_marker_line("shapes.py", "method_call"), f, h_marker_line("shapes.py", "gen_call"),
+                                f, h_marker_line("shapes.py", "inner_call"), f, h_marker_line("shapes.py", "lambda_call"));
+    for (int k = 0; k < DEPTH - 1; k++)
+        l += (size_t)snprintf(prefix + l, cap - l, "%s:recurse:%d;", f, h_marker_line("shapes.py", "recurse_self"));
+    l += (size_t)snprintf(prefix + l, cap - l, "%s:recurse:%d;%s:leaf:", f, h_marker_line("shapes.py", "recurse_leaf"), f);
+    int hot[MAX_HOT];
+    int nhot = h_marker_lines("shapes.py", "leaf_hot", hot, MAX_HOT);
+
+    char depth[16];
+    snprintf(depth, sizeof(depth), "depth=%d", DEPTH);
+    h_proc *t = h_target_startl(py, "shapes.py", depth, NULL);
+    char pid[16];
+    h_pidstr(t->pid, pid);
+    h_result r;
+    h_profile p;
+    h_pyflame_runl(&r, 15, "-s", "0.5", "-p", pid, NULL);
+    expect_ok_profile(py, &r, &p);
+    expect_target_ok(py, t, "pyflame on shapes.py");
+    long known = 0;
+    char *want = malloc(cap + 16);
+    ck_assert_ptr_nonnull(want);
+    for (int i = 0; i < nhot; i++) {
+        snprintf(want, cap + 16, "%s%d", prefix, hot[i]);
+        known += h_profile_count(&p, want);
+    }
+    long nonidle = p.failed + p.stack_total;
+    if (!(nonidle >= 10 && known * 100 >= 95 * nonidle)) {
+        /* say where the first seen stack differs from the expected one */
+        char seen[512] = "(no stack)";
+        if (p.nstacks) {
+            const char *a = p.stacks[0].text;
+            size_t k = 0;
+            while (a[k] && a[k] == prefix[k])
+                k++;
+            size_t from = k > 120 ? k - 120 : 0;
+            snprintf(seen, sizeof(seen), "first stack (%ld samples, %d frames) differs at byte %zu: ...%.240s",
+                     p.stacks[0].count, count_frames(a), k, a + from);
+        }
+        ck_abort_msg("[%s] shapes.py: %ld of %ld non-idle samples show the expected %d-frame stack "
+                     "(<module> main method gen inner <lambda> recurse*%d leaf); %s; expected ...%.240s; "
+                     "profile: %.300s; run: %.600s",
+                     H_CTX(py), known, nonidle, DEPTH + 7, DEPTH, seen,
+                     prefix + (strlen(prefix) > 240 ? strlen(prefix) - 240 : 0), h_profile_str(&p, 3),
+                     h_result_str(&r));
+    }
+    free(want);
+    free(prefix);
+    h_profile_free(&p);
+    h_result_free(&r);
+    h_proc_stop(t);
+    expect_quiet_stderr(py);
 }
 END_TEST
 
@@ -405,14 +517,16 @@ START_TEST(test_output_file)
     snprintf(out, sizeof(out), "%s/profile.txt", h_tmpdir());
     h_result r;
     h_pyflame_runl(&r, 15, "-s", "0.5", "-o", out, "-p", pid, NULL);
-    ck_assert_msg(r.status == 0 && r.out_len == 0 && r.err_len == 0,
-                  "[%s] -o FILE: want exit 0 and nothing on stdout/stderr: %s", H_CTX(py), h_result_str(&r));
+    ck_assert_msg(r.status == 0 && r.out_len == 0, "[%s] -o FILE: want exit 0 and nothing on stdout: %s",
+                  H_CTX(py), h_result_str(&r));
+    if (r.err_len)
+        snprintf(quiet_violation, sizeof(quiet_violation), "`%.300s` wrote \"%.600s\"", r.cmd, r.err);
     expect_target_ok(py, t, "pyflame -o FILE");
     char *text = h_read_file(out, NULL);
     ck_assert_msg(text != NULL, "[%s] -o %s: the file was not written: %s", H_CTX(py), out, h_result_str(&r));
     h_profile p;
     ck_assert_msg(h_parse_collapsed(text, &p) == 0, "[%s] -o: malformed line in the file: \"%s\"", H_CTX(py), p.bad);
-    expect_cpu_stack(py, &c, &p, 95, 15, "-o FILE");
+    expect_cpu_stack(py, &c, &p, 95, 5, "-o FILE");
     free(text);
     h_profile_free(&p);
     h_result_free(&r);
@@ -426,6 +540,19 @@ START_TEST(test_output_file)
     expect_error(&r, "Failed to seize PID");
     ck_assert_msg(access(fail1, F_OK) != 0, "-o: a failed run (no such PID) created %s", fail1);
     h_result_free(&r);
+    /* ... nor truncates an existing one */
+    FILE *f = fopen(fail1, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", fail1);
+    fputs("old contents\n", f);
+    fclose(f);
+    h_pyflame_runl(&r, 10, "-s", "0.2", "-o", fail1, "-p", dead, NULL);
+    expect_error(&r, "Failed to seize PID");
+    text = h_read_file(fail1, NULL);
+    ck_assert_msg(text && strcmp(text, "old contents\n") == 0, "-o: a failed run changed the existing %s to \"%s\"",
+                  fail1, text ? text : "(removed)");
+    free(text);
+    unlink(fail1);
+    h_result_free(&r);
     const char *argv[] = { "sh", "-c", "echo ready; exec sleep 100", NULL };
     h_proc *s = h_spawn(argv, "ready", 5);
     usleep(50000);
@@ -435,6 +562,7 @@ START_TEST(test_output_file)
     h_result_free(&r);
     h_proc_stop(s);
     h_proc_stop(t);
+    expect_quiet_stderr(py);
 }
 END_TEST
 
@@ -461,6 +589,145 @@ START_TEST(test_launch_missing_command)
     ck_assert_msg(strstr(r.err, "Child process exited with status") != NULL,
                   "-t /no/such/cmd: want \"Child process exited with status\": %s", h_result_str(&r));
     ck_assert_msg(r.out_len == 0, "-t /no/such/cmd: want nothing on stdout: %s", h_result_str(&r));
+    h_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_help)
+{
+    h_result r;
+    h_pyflame_runl(&r, 5, "-h", NULL);
+    ck_assert_msg(r.status == 0 && r.err_len == 0, "-h: want exit 0 and nothing on stderr: %s", h_result_str(&r));
+    ck_assert_msg(h_match("^pyflame [0-9.]+ linux x86_64 \\(ABI list: [0-9 ]+\\)\n\nUsage: pyflame ", r.out),
+                  "-h: want the version line, an empty line and the usage on stdout: %s", h_result_str(&r));
+    h_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_trace_errors)
+{
+    h_result r;
+    h_pyflame_runl(&r, 5, "-t", NULL);
+    ck_assert_msg(r.status == 1 && r.out_len == 0 && strstr(r.err, "Option -t requires a command to run.") &&
+                      strstr(r.err, "\nUsage: pyflame"),
+                  "-t without a command: want exit 1, the message and the usage: %s", h_result_str(&r));
+    h_result_free(&r);
+    h_pyflame_runl(&r, 5, "-t", h_pyflame(), "-v", NULL);
+    expect_error(&r, "You tried to pyflame a pyflame, naughty!");
+    h_result_free(&r);
+}
+END_TEST
+
+/* Deprecated `pyflame PID`: a WARNING line, then a normal run. */
+START_TEST(test_positional_pid)
+{
+    const h_python *py = h_python_default();
+    cpu_stack c;
+    cpu_stack_init(&c);
+    h_proc *t = h_target_start(py, "cpu.py", NULL);
+    char pid[16];
+    h_pidstr(t->pid, pid);
+    h_result r;
+    h_pyflame_runl(&r, 15, "-s", "0.3", pid, NULL);
+    ck_assert_msg(r.status == 0 && strncmp(r.err, "WARNING: Specifying a PID to trace without -p is deprecated", 59) == 0,
+                  "[%s] positional PID: want exit 0 and the deprecation WARNING: %s", H_CTX(py), h_result_str(&r));
+    if (!h_is_one_line(r.err))
+        snprintf(quiet_violation, sizeof(quiet_violation), "`%.300s` wrote more than the WARNING: \"%.600s\"",
+                 r.cmd, r.err);
+    h_profile p;
+    ck_assert_msg(h_parse_collapsed(r.out, &p) == 0, "[%s] positional PID: malformed line \"%s\"", H_CTX(py), p.bad);
+    expect_cpu_stack(py, &c, &p, 95, 3, "positional PID");
+    expect_target_ok(py, t, "pyflame PID");
+    h_profile_free(&p);
+    h_result_free(&r);
+    h_proc_stop(t);
+    expect_quiet_stderr(py);
+}
+END_TEST
+
+/* A second pyflame on a traced target fails cleanly; the first one is not
+ * disturbed, and the target ends up untraced. */
+START_TEST(test_already_traced)
+{
+    const h_python *py = h_python_default();
+    h_proc *t = h_target_start(py, "cpu.py", NULL);
+    char pid[16];
+    h_pidstr(t->pid, pid);
+    const char *argv[] = { h_pyflame(), "-s", "2", "-p", pid, NULL };
+    h_proc *first = h_spawn(argv, NULL, 0);
+    pid_t tracer = h_wait_traced(t->pid, 5);
+    ck_assert_msg(tracer == first->pid, "[%s] the first pyflame (pid %d) did not attach within 5 s (TracerPid %d)",
+                  H_CTX(py), (int)first->pid, (int)tracer);
+    h_result r;
+    h_pyflame_runl(&r, 10, "-s", "0.2", "-p", pid, NULL);
+    expect_error(&r, "Failed to seize PID");
+    h_result_free(&r);
+    int st = h_proc_wait(first, 10);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "[%s] the first pyflame did not exit 0 (wait status 0x%x); stderr: %s", H_CTX(py), st,
+                  h_proc_stderr(first));
+    expect_target_ok(py, t, "two pyflames");
+    h_proc_stop(first);
+    h_proc_stop(t);
+}
+END_TEST
+
+/* A forced wrong ABI must not hang, and must leave the target untraced. */
+START_TEST(test_wrong_abi_terminates)
+{
+    const h_python *py = h_python_default();
+    h_proc *t = h_target_start(py, "cpu.py", NULL);
+    char pid[16];
+    h_pidstr(t->pid, pid);
+    const char *abis[] = { "--abi=27", "--abi=39", "--abi=311" };
+    for (size_t i = 0; i < sizeof(abis) / sizeof(abis[0]); i++) {
+        h_result r;
+        h_pyflame_runl(&r, 10, abis[i], "-s", "0.3", "-p", pid, NULL);
+        ck_assert_msg(!r.timed_out && r.elapsed < 5 && (r.status == 0 || r.status == 1),
+                      "[%s] wrong ABI: want a prompt exit 0 or 1: %s", H_CTX(py), h_result_str(&r));
+        expect_target_ok(py, t, r.cmd);
+        h_result_free(&r);
+    }
+    h_proc_stop(t);
+}
+END_TEST
+
+/* -r 0: no sleep between samples, still ends on time. */
+START_TEST(test_rate_zero)
+{
+    const h_python *py = h_python_default();
+    h_proc *t = h_target_start(py, "cpu.py", NULL);
+    char pid[16];
+    h_pidstr(t->pid, pid);
+    h_result r;
+    h_profile p;
+    h_pyflame_runl(&r, 10, "-s", "0.3", "-r", "0", "-p", pid, NULL);
+    expect_ok_profile(py, &r, &p);
+    ck_assert_msg(r.elapsed < 3 && h_profile_total(&p) >= 10, "[%s] -r 0 -s 0.3: %ld samples in %.2f s: %s",
+                  H_CTX(py), h_profile_total(&p), r.elapsed, h_profile_str(&p, 4));
+    expect_target_ok(py, t, "pyflame -r 0");
+    h_profile_free(&p);
+    h_result_free(&r);
+    h_proc_stop(t);
+    expect_quiet_stderr(py);
+}
+END_TEST
+
+/* -t: a command killed by signal N gives 128+N, with the profile written. */
+START_TEST(test_launch_signal)
+{
+    const h_python *py = h_python_default();
+    cpu_stack c;
+    cpu_stack_init(&c);
+    h_result r;
+    h_pyflame_runl(&r, 20, "-t", py->path, c.file, "seconds=0.2", "signal=15", "quiet", NULL);
+    ck_assert_msg(!r.timed_out && r.status == 128 + 15, "[%s] -t with a command killed by SIGTERM: want exit 143: %s",
+                  H_CTX(py), h_result_str(&r));
+    h_profile p;
+    ck_assert_msg(h_parse_collapsed(r.out, &p) == 0 && cpu_known(&p, &c) > 0,
+                  "[%s] -t, command killed by SIGTERM: profile missing or without %s: %s", H_CTX(py),
+                  cpu_expected_str(&c), h_result_str(&r));
+    h_profile_free(&p);
     h_result_free(&r);
 }
 END_TEST
@@ -538,6 +805,7 @@ int main(void)
     tcase_add_loop_test(per, test_rate, 0, n);
     tcase_add_loop_test(per, test_target_exits, 0, n);
     tcase_add_loop_test(per, test_launch, 0, n);
+    tcase_add_loop_test(per, test_frame_kinds, 0, n);
     suite_add_tcase(s, per);
 
     TCase *cli = tcase_create("cli");
@@ -547,11 +815,18 @@ int main(void)
     tcase_add_test(cli, test_no_such_pid);
     tcase_add_test(cli, test_not_python);
     tcase_add_test(cli, test_launch_missing_command);
+    tcase_add_test(cli, test_help);
+    tcase_add_test(cli, test_trace_errors);
     if (n > 0) {
         tcase_add_test(cli, test_bad_arguments);
         tcase_add_test(cli, test_output_file);
         tcase_add_test(cli, test_output_bad_dir);
         tcase_add_test(cli, test_flamegraph_compat);
+        tcase_add_test(cli, test_positional_pid);
+        tcase_add_test(cli, test_already_traced);
+        tcase_add_test(cli, test_wrong_abi_terminates);
+        tcase_add_test(cli, test_rate_zero);
+        tcase_add_test(cli, test_launch_signal);
     } else {
         h_skip("bad-argument, -o and flamegraph tests: no python interpreter found");
     }

@@ -7,16 +7,18 @@
 #   seconds=S  run for S seconds after "ready", then exit (default 120: a safety
 #              limit, the tests kill it long before)
 #   exit=N     exit status (default 0)
+#   signal=N   at the end, kill itself with signal N instead of exiting
 #   quiet      do not print "ready" (for pyflame -t, whose stdout is the profile)
 #
 # The tests find line numbers through the "# LINE:name" markers: keep them on
 # the lines they name.
+import os
 import sys
 import time
 
 
 def parse_args(argv):
-    opts = {"seconds": 120.0, "exit": 0, "quiet": False}
+    opts = {"seconds": 120.0, "exit": 0, "quiet": False, "signal": 0}
     for arg in argv:
         if arg == "quiet":
             opts["quiet"] = True
@@ -24,6 +26,8 @@ def parse_args(argv):
             opts["seconds"] = float(arg[len("seconds="):])
         elif arg.startswith("exit="):
             opts["exit"] = int(arg[len("exit="):])
+        elif arg.startswith("signal="):
+            opts["signal"] = int(arg[len("signal="):])
         else:
             raise SystemExit("cpu.py: unknown argument %r" % arg)
     return opts
@@ -54,6 +58,9 @@ def main():
     opts = parse_args(sys.argv[1:])
     deadline = time.time() + opts["seconds"]
     outer(deadline, opts["quiet"])  # LINE:main_call
+    if opts["signal"]:
+        os.kill(os.getpid(), opts["signal"])
+        time.sleep(10)
     return opts["exit"]
 
 

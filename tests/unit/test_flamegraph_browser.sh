@@ -1,6 +1,6 @@
 #!/bin/sh
 # test_flamegraph_browser.sh - optional check of the flame-graph SVG's script
-# in a real browser (headless Chromium).  Not part of `make check`.
+# in a real browser (headless Chromium).  Run by `make check` (check-unit).
 #
 #   sh tests/unit/test_flamegraph_browser.sh        (from anywhere; needs ./flamegraph/flamegraph built)
 #   FLAMEGRAPH=/path/to/flamegraph sh tests/unit/test_flamegraph_browser.sh
