@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include "emit.h"
+#include "inject.h"
 #include "launch.h"
 #include "options.h"
+#include "perf_native.h"
 #include "profile.h"
 #include "sampler.h"
 #include "signals.h"
@@ -81,6 +83,33 @@ static void dump_now(const struct profile *p, void *arg)
     write_outputs(d->o, d->eo, p);
 }
 
+/* --perf-on / --perf-off for every -p. */
+static int perf_switch(const struct options *o)
+{
+    int on = o->action == ACTION_PERF_ON, status = 0;
+    for (int i = 0; i < o->npids; i++) {
+        struct inject_options io = { (enum inject_method)o->inject_method, 0 };
+        struct inject_result r;
+        struct error e = { 0, "" };
+        int rc = inject_perf_trampoline_ex(o->pids[i], on, &io, &r, &e);
+        if (rc < 0) {
+            fprintf(stderr, "pyflame: %s\n", e.msg);
+            status = inject_exit_status(rc);
+            continue;
+        }
+        if (rc == INJECT_NOTE)
+            printf("PID %d: the perf trampoline was already %s", (int)o->pids[i], on ? "on" : "off");
+        else
+            printf("PID %d: perf trampoline %s (Python %s, via %s on thread %d, %.0f ms)",
+                   (int)o->pids[i], on ? "on" : "off", r.version, inject_method_name(r.used),
+                   (int)r.tid, r.latency_ms);
+        if (on)
+            printf("; perf map: %s", r.map_path);
+        putchar('\n');
+    }
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -104,6 +133,8 @@ int main(int argc, char **argv)
         print_version(stdout);
         return 0;
     }
+    if (o.action == ACTION_PERF_ON || o.action == ACTION_PERF_OFF)
+        return perf_switch(&o);
     if (o.deprecated_pid)
         fprintf(stderr, "WARNING: Specifying a PID to trace without -p is deprecated; see Pyflame "
                         "issue #99 for details.\n");
@@ -142,8 +173,16 @@ int main(int argc, char **argv)
 
     struct dump_ctx dctx = { &o, &eo };
     struct sampler_result res;
-    int rc = sampler_run(&o, child, p, dump_now, &dctx, &res, &e);
-    if (rc < 0) {
+    memset(&res, 0, sizeof(res));
+    res.child_status = -1;
+    if (o.native) {
+        int rc = perf_native_run(o.pids[0], o.seconds, p, &e);
+        if (rc < 0) {
+            fprintf(stderr, "pyflame: %s\n", e.msg);
+            profile_free(p);
+            return perf_native_exit_status(rc);
+        }
+    } else if (sampler_run(&o, child, p, dump_now, &dctx, &res, &e) < 0) {
         fprintf(stderr, "pyflame: %s\n", e.msg);
         profile_free(p);
         return 1;

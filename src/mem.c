@@ -97,6 +97,11 @@ static int read_memfd(struct mem *m, uint64_t addr, void *buf, size_t len)
 
 static int read_raw(struct mem *m, uint64_t addr, void *buf, size_t len);
 
+/* How many pages below a missed one are read along with it: a frame chain
+ * walked through `previous` goes down the 3.11+ data stack, so the next
+ * frames are usually just below (costs a copy, saves system calls). */
+#define MEM_READ_AROUND 3
+
 /* The cached page holding addr, reading it when needed; NULL if unreadable. */
 static const struct mem_page *page_get(struct mem *m, uint64_t addr)
 {
@@ -105,12 +110,42 @@ static const struct mem_page *page_get(struct mem *m, uint64_t addr)
     if (pg->gen == m->gen && pg->addr == base)
         return pg;
     m->page_reads++;
-    if (read_raw(m, base, pg->data, MEM_PAGE) < 0) {
-        pg->gen = 0;
+    if (m->vm_broken) {
+        if (read_raw(m, base, pg->data, MEM_PAGE) < 0) {
+            pg->gen = 0;
+            return NULL;
+        }
+        pg->addr = base;
+        pg->gen = m->gen;
+        return pg;
+    }
+    /* The page and the ones below it, in one call; the transfer stops at the
+     * first unreadable page, so the missed page comes first. */
+    struct iovec local[MEM_READ_AROUND + 1], remote[MEM_READ_AROUND + 1];
+    struct mem_page *slots[MEM_READ_AROUND + 1];
+    size_t k = 0;
+    for (size_t i = 0; i <= MEM_READ_AROUND && base >= i * MEM_PAGE + MEM_PAGE; i++) {
+        uint64_t a = base - i * MEM_PAGE;
+        struct mem_page *s = &m->cache[(a / MEM_PAGE) & (MEM_CACHE_PAGES - 1)];
+        if (i > 0 && s->gen == m->gen)
+            break;   /* already here (this tick) */
+        slots[k] = s;
+        local[k].iov_base = s->data;
+        local[k].iov_len = MEM_PAGE;
+        remote[k].iov_base = (void *)(uintptr_t)a;
+        remote[k].iov_len = MEM_PAGE;
+        s->gen = 0;
+        s->addr = a;
+        k++;
+    }
+    ssize_t got = process_vm_readv(m->pid, local, k, remote, k, 0);
+    if (got < (ssize_t)MEM_PAGE) {
+        if (got < 0 && (errno == ENOSYS || errno == EPERM))
+            m->vm_broken = 1;
         return NULL;
     }
-    pg->addr = base;
-    pg->gen = m->gen;
+    for (size_t i = 0; i < k && (ssize_t)((i + 1) * MEM_PAGE) <= got; i++)
+        slots[i]->gen = m->gen;
     return pg;
 }
 

@@ -5,6 +5,8 @@
  */
 #include "options.h"
 
+#include "inject.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -42,6 +44,18 @@ static const char usage_text[] =
 "      --subprocesses     Also profile the Python processes the target starts, with a\n"
 "                         root frame \"process PID COMMAND\" per process\n"
 "      --abi=VERSION      Force the Python ABI (27, 36, 37, ..., 313)\n"
+"\n"
+"Linux perf (CPython 3.12+):\n"
+"      --perf-on          Switch on CPython's perf trampoline in the running process\n"
+"                         (-p PID), so that perf names Python frames; prints the perf\n"
+"                         map's path.  --perf-off switches it off again\n"
+"      --inject-method=M  auto (default), pending-call or direct: how --perf-on/off\n"
+"                         run Python code in the target (see README.rst)\n"
+"      --native           Record with perf for -s SECONDS and write mixed Python, C\n"
+"                         and kernel stacks (switches the trampoline on and off)\n"
+"\n"
+"Exit status: 0 on success; with -t, the command's own status; 1 on bad input or\n"
+"a failed run; --perf-on/--perf-off/--native: 10-22 by cause (see README.rst).\n"
 "  -h, --help             Show help\n"
 "  -v, --version          Show the version\n";
 
@@ -49,7 +63,8 @@ const char *options_usage(void) { return usage_text; }
 
 enum {
     OPT_THREADS = 256, OPT_FLAMECHART, OPT_ABI, OPT_PER_THREAD, OPT_THREAD, OPT_GIL,
-    OPT_QUALNAMES, OPT_TITLE, OPT_NONBLOCKING, OPT_SUBPROCESSES,
+    OPT_QUALNAMES, OPT_TITLE, OPT_NONBLOCKING, OPT_SUBPROCESSES, OPT_PERF_ON, OPT_PERF_OFF,
+    OPT_INJECT_METHOD, OPT_NATIVE,
 };
 
 static const struct option long_options[] = {
@@ -71,6 +86,10 @@ static const struct option long_options[] = {
     { "title", required_argument, NULL, OPT_TITLE },
     { "nonblocking", no_argument, NULL, OPT_NONBLOCKING },
     { "subprocesses", no_argument, NULL, OPT_SUBPROCESSES },
+    { "perf-on", no_argument, NULL, OPT_PERF_ON },
+    { "perf-off", no_argument, NULL, OPT_PERF_OFF },
+    { "inject-method", required_argument, NULL, OPT_INJECT_METHOD },
+    { "native", no_argument, NULL, OPT_NATIVE },
     { "abi", required_argument, NULL, OPT_ABI },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'v' },
@@ -201,6 +220,15 @@ int options_parse(int argc, char **argv, struct options *o, struct error *e)
         case OPT_TITLE: o->title = optarg; break;
         case OPT_NONBLOCKING: o->nonblocking = 1; break;
         case OPT_SUBPROCESSES: o->subprocesses = 1; break;
+        case OPT_PERF_ON: o->action = ACTION_PERF_ON; break;
+        case OPT_PERF_OFF: o->action = ACTION_PERF_OFF; break;
+        case OPT_NATIVE: o->native = 1; break;
+        case OPT_INJECT_METHOD:
+            o->inject_method = inject_method_parse(optarg);
+            if (o->inject_method < 0)
+                return error_set(e, -EINVAL, "Unknown injection method \"%s\" (auto, pending-call, "
+                                 "direct, remote-exec)", optarg);
+            break;
         case OPT_ABI:
             o->abi = options_abi_name(optarg);
             if (!o->abi)
@@ -276,5 +304,16 @@ int options_parse(int argc, char **argv, struct options *o, struct error *e)
         o->threads = 1;   /* they only make sense with every thread sampled */
     if (o->dump && o->command)
         return error_set(e, -EINVAL, "Options -t and -d are not mutually compatible.");
+    if (o->action == ACTION_PERF_ON || o->action == ACTION_PERF_OFF) {
+        if (o->command || o->native || o->dump)
+            return error_set(e, -EINVAL, "Options --perf-on and --perf-off take -p PID only.");
+    }
+    if (o->native) {
+        if (o->command || o->dump || o->threads || o->nonblocking || o->subprocesses || o->npids != 1)
+            return error_set(e, -EINVAL, "Option --native takes one -p PID and -s SECONDS (and "
+                             "output options) only.");
+        if (o->seconds <= 0)
+            return error_set(e, -EINVAL, "Option --native needs -s SECONDS greater than 0.");
+    }
     return 0;
 }

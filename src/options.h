@@ -17,6 +17,8 @@ enum options_action {
     ACTION_PROFILE = 0,   /* sample and write a profile */
     ACTION_HELP,          /* print help, exit 0 */
     ACTION_VERSION,       /* print the version line, exit 0 */
+    ACTION_PERF_ON,       /* --perf-on: activate CPython's perf trampoline */
+    ACTION_PERF_OFF,      /* --perf-off: deactivate it */
 };
 
 struct options {
@@ -44,6 +46,8 @@ struct options {
     const char *title;        /* --title */
     int nonblocking;          /* --nonblocking */
     int subprocesses;         /* --subprocesses: follow Python child processes */
+    int native;               /* --native: mixed Python/C/kernel stacks through perf */
+    int inject_method;        /* --inject-method (enum inject_method) */
     int deprecated_pid;       /* a bare PID was given (print the WARNING) */
 };
 

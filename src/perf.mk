@@ -1,0 +1,15 @@
+# src/perf.mk - make targets for the perf trampoline (--perf-on/--perf-off)
+# and --native work (src/inject.c, src/remote_call.c, src/perf_native.c).
+# The Makefile includes */module.mk only: add `-include src/perf.mk` to it.
+#
+#   make check-perf        tests/integration/test_perf alone (20 on/off cycles)
+#   make check-perf-long   the same with 100 on/off cycles (also run by check-long)
+
+.PHONY: check-perf check-perf-long
+check-perf: pyflame $(BUILD)/tests/integration/test_perf
+	PYFLAME=$(CURDIR)/pyflame $(BUILD)/tests/integration/test_perf
+
+check-perf-long: pyflame $(BUILD)/tests/integration/test_perf
+	PYFLAME=$(CURDIR)/pyflame PYFLAME_PERF_CYCLES=100 $(BUILD)/tests/integration/test_perf
+
+check-long: check-perf-long
