@@ -87,6 +87,7 @@ struct sampler {
     struct ignored *ignored;     /* descendants that are not Python (--subprocesses) */
     size_t nignored, ignored_cap;
     uint64_t next_scan;
+    uint64_t next_liveness;      /* non-blocking mode: when to look at /proc again */
     pid_t child;
     int child_status;
     struct rframe *pool;
@@ -606,6 +607,7 @@ static int any_alive(struct sampler *s)
 /* Notices processes that exited (blocking mode: through the stopper). */
 static void check_exits(struct sampler *s)
 {
+    uint64_t now = s->o->nonblocking ? clock_ns(CLOCK_MONOTONIC) : 0;
     if (s->child > 0 && s->child_status == -1 && !find_process(s, s->child)) {
         int status;
         pid_t w = waitpid(s->child, &status, WNOHANG);
@@ -619,6 +621,8 @@ static void check_exits(struct sampler *s)
         if (!sp->alive)
             continue;
         if (s->o->nonblocking) {
+            if (now < s->next_liveness)
+                continue;   /* a gone process also shows as failed reads meanwhile */
             if (s->child == sp->pid) {
                 int status;
                 if (waitpid(sp->pid, &status, WNOHANG) == sp->pid) {
@@ -637,6 +641,8 @@ static void check_exits(struct sampler *s)
                 s->child_status = status;
         }
     }
+    if (s->o->nonblocking && now >= s->next_liveness)
+        s->next_liveness = now + 100000000ULL;
 }
 
 static void sleep_until(struct sampler *s, uint64_t deadline)
@@ -683,6 +689,8 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
 
     /* Find every interpreter and attach to every process. */
     int rc = 0;
+    if (!o->nonblocking)
+        stopper_timer(1);   /* bounds every wait for a thread to stop, from here on */
     if (child > 0) {
         s.roots[s.nroots++] = child;
         rc = wait_for_python(&s, e);
@@ -694,6 +702,7 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
     }
     if (rc < 0) {
         stopper_detach(&s.st, 0);
+        stopper_timer(0);
         res->child_status = s.child_status;
         teardown(&s);
         return rc;
@@ -726,8 +735,12 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
         }
         if (signals_pending & SIGNALS_DUMP) {
             signals_clear_dump();
-            if (on_dump)
+            if (on_dump) {
+                stopper_timer(0);   /* no SIGALRM while writing files */
                 on_dump(p, dump_arg);
+                if (!o->nonblocking)
+                    stopper_timer(1);
+            }
         }
         check_exits(&s);
         if (!any_alive(&s)) {
@@ -821,6 +834,7 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
     res->achieved_rate = elapsed ? (double)res->ticks * 1e9 / (double)elapsed : 0;
 
     stopper_detach(&s.st, 0);
+    stopper_timer(0);
     if (child > 0 && s.child_status == -1 && !res->stop_signal) {
         /* The child is ours to reap once it has gone. */
         int status;

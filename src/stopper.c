@@ -229,21 +229,17 @@ static int wait_one(pid_t tid, int *status, uint64_t deadline_ns)
     }
 }
 
-static void arm_timer(unsigned long ms)
+void stopper_timer(int on)
 {
+    /* A tick every 50 ms interrupts a wait for a thread that does not stop,
+     * so that wait_one() can give up at its deadline.  One timer for the
+     * whole run costs nothing per stop. */
     struct itimerval it;
     memset(&it, 0, sizeof(it));
-    it.it_value.tv_sec = (time_t)(ms / 1000);
-    it.it_value.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-    /* Fire again every 50 ms after that, so no wait can outlive the deadline. */
-    it.it_interval.tv_usec = 50000;
-    setitimer(ITIMER_REAL, &it, NULL);
-}
-
-static void disarm_timer(void)
-{
-    struct itimerval it;
-    memset(&it, 0, sizeof(it));
+    if (on) {
+        it.it_value.tv_usec = 50000;
+        it.it_interval.tv_usec = 50000;
+    }
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
@@ -319,16 +315,12 @@ int stopper_stop(struct stopper *s, pid_t pid)
             t->interrupt_pending = 1;
     }
     uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + s->stop_timeout_ms * 1000000ULL;
-    int armed = 0, stopped = 0;
+    int stopped = 0;
     for (size_t i = 0; i < s->n;) {
         struct tracee *t = &s->t[i];
         if ((pid && t->tgid != pid) || t->state != TRACEE_RUNNING) {
             i++;
             continue;
-        }
-        if (!armed) {
-            arm_timer(s->stop_timeout_ms);
-            armed = 1;
         }
         int status;
         pid_t tid = t->tid;
@@ -345,8 +337,6 @@ int stopper_stop(struct stopper *s, pid_t pid)
         if (s->n < before)
             i = 0;
     }
-    if (armed)
-        disarm_timer();
     for (size_t i = 0; i < s->n; i++) {
         if ((!pid || s->t[i].tgid == pid) && s->t[i].state != TRACEE_RUNNING) {
             learn_fs_base(&s->t[i]);

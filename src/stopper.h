@@ -83,6 +83,11 @@ pid_t stopper_tid_for_pthread(const struct stopper *s, pid_t pid, uint64_t pthre
  * a state letter read right after a resume would. */
 int stopper_busy(const struct stopper *s, pid_t tid);
 
+/* Starts (on = 1) or stops the interval timer that bounds every wait for a
+ * thread to stop (SIGALRM, which must have a handler without SA_RESTART).
+ * Keep it off while writing files: it interrupts system calls. */
+void stopper_timer(int on);
+
 /* Detaches from every thread of pid (0 = all), leaving them running. */
 void stopper_detach(struct stopper *s, pid_t pid);
 
