@@ -63,6 +63,8 @@ void reader_free(struct pyreader *r)
     free(r->trail_addr);
     free(r->trail_link);
     free(r->trail_code);
+    free(r->verify_buf);
+    r->verify_buf = NULL;
     r->trail_addr = r->trail_link = r->trail_code = NULL;
     r->cache = NULL;
     r->visit = NULL;
@@ -232,19 +234,10 @@ int reader_stack(struct pyreader *r, const struct rthread *t, struct rframe *fra
     return frames_object_walk(r, t->top_frame, frames, max, n);
 }
 
-int reader_verify(struct pyreader *r, const struct rthread *t)
+/* reader_verify for frames spread over many pages: one small read each. */
+static int verify_frames(struct pyreader *r, int32_t link_off, int32_t code_off, int32_t lo,
+                         int32_t hi)
 {
-    struct rthread now;
-    mem_cache_reset(r->mem);   /* fresh reads, not the pages the walk saw */
-    if (reader_thread(r, t->tstate, &now) < 0)
-        return -EFAULT;
-    if (now.top_frame != t->top_frame)
-        return -EAGAIN;
-    int iframes = r->off.iframe_previous != ABI_NONE;
-    int32_t link_off = iframes ? r->off.iframe_previous : r->off.frame_back;
-    int32_t code_off = iframes ? r->off.iframe_code : r->off.frame_code;
-    int32_t lo = link_off < code_off ? link_off : code_off;
-    int32_t hi = (link_off > code_off ? link_off : code_off) + 8;
     size_t span = (size_t)(hi - lo);
     enum { BATCH = 256 };
     unsigned char buf[BATCH][64];
@@ -259,7 +252,7 @@ int reader_verify(struct pyreader *r, const struct rthread *t)
             req[j].len = span;
         }
         if (mem_readv(r->mem, req, k) < 0)
-            return -EAGAIN;   /* a frame went away: the stack changed */
+            return -EAGAIN;
         for (size_t j = 0; j < k; j++) {
             uint64_t link, code;
             memcpy(&link, buf[j] + (link_off - lo), 8);
@@ -267,6 +260,71 @@ int reader_verify(struct pyreader *r, const struct rthread *t)
             if (link != r->trail_link[i + j] || code != r->trail_code[i + j])
                 return -EAGAIN;
         }
+    }
+    return 0;
+}
+
+int reader_verify(struct pyreader *r, const struct rthread *t)
+{
+    struct rthread now;
+    mem_cache_reset(r->mem);   /* fresh reads, not the pages the walk saw */
+    if (reader_thread(r, t->tstate, &now) < 0)
+        return -EFAULT;
+    if (now.top_frame != t->top_frame)
+        return -EAGAIN;
+    int iframes = r->off.iframe_previous != ABI_NONE;
+    int32_t link_off = iframes ? r->off.iframe_previous : r->off.frame_back;
+    int32_t code_off = iframes ? r->off.iframe_code : r->off.frame_code;
+    int32_t lo = link_off < code_off ? link_off : code_off;
+    int32_t hi = (link_off > code_off ? link_off : code_off) + 8;
+
+    /* Re-read whole pages (frames share them: the 3.11+ data stack is
+     * contiguous), in one call, and compare each frame's link and code. */
+    enum { VPAGES = 64, PAGE = 4096 };
+    uint64_t pages[VPAGES];
+    size_t np = 0;
+    for (size_t i = 0; i < r->trail_n; i++) {
+        uint64_t a = r->trail_addr[i] + (uint64_t)lo, b = r->trail_addr[i] + (uint64_t)hi - 1;
+        for (uint64_t pg = a & ~(uint64_t)(PAGE - 1); pg <= (b & ~(uint64_t)(PAGE - 1)); pg += PAGE) {
+            size_t k = 0;
+            while (k < np && pages[k] != pg)
+                k++;
+            if (k == np) {
+                if (np == VPAGES)
+                    return verify_frames(r, link_off, code_off, lo, hi);   /* scattered */
+                pages[np++] = pg;
+            }
+        }
+    }
+    if (!r->verify_buf && !(r->verify_buf = malloc((size_t)VPAGES * PAGE)))
+        return -ENOMEM;
+    struct mem_req req[VPAGES];
+    for (size_t k = 0; k < np; k++) {
+        req[k].addr = pages[k];
+        req[k].buf = r->verify_buf + k * PAGE;
+        req[k].len = PAGE;
+    }
+    if (mem_readv(r->mem, req, np) < 0)
+        return -EAGAIN;   /* a page went away: the stack changed */
+    size_t last = 0;
+    for (size_t i = 0; i < r->trail_n; i++) {
+        uint64_t vals[2] = { 0, 0 };
+        int32_t offs[2] = { link_off, code_off };
+        for (int f = 0; f < 2; f++) {
+            /* frames are 8-aligned and so are the fields: never across a page */
+            uint64_t a = r->trail_addr[i] + (uint64_t)offs[f];
+            uint64_t pg = a & ~(uint64_t)(PAGE - 1);
+            if (pages[last] != pg) {
+                last = 0;
+                while (last < np && pages[last] != pg)
+                    last++;
+                if (last == np)
+                    return -EFAULT;
+            }
+            memcpy(&vals[f], r->verify_buf + last * PAGE + (a - pg), 8);
+        }
+        if (vals[0] != r->trail_link[i] || vals[1] != r->trail_code[i])
+            return -EAGAIN;
     }
     return 0;
 }

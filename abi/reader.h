@@ -59,6 +59,7 @@ struct pyreader {
     int record_trail;
     uint64_t *trail_addr, *trail_link, *trail_code;
     size_t trail_n;
+    unsigned char *verify_buf;     /* pages re-read by reader_verify */
     /* scratch for cycle detection, sized READER_VISIT_SLOTS */
     uint64_t *visit;
     uint32_t *visit_gen;

@@ -2,10 +2,12 @@
 
 A target prints, on stdout, one line per event:
 
-    STACK <json>        the stack that will be sampled (see stack_of)
+    STACK <json>        a stack that will be sampled (see stack_of); one per
+                        thread
     ready               set up; waiting for a line ("go") on stdin
-    WORK_SECONDS <s>    the timed work phase is over; <s> is its wall time,
-                        measured here with time.perf_counter
+    WORK_SECONDS <s> <c>  the timed work phase is over; <s> is its wall time
+                        (time.perf_counter), <c> the process's CPU time in it
+                        (time.process_time)
 and then waits for one more line (or EOF) on stdin before it exits, with
 os._exit, from inside the work stack: no sample ever sees it unwind.
 """
@@ -38,15 +40,15 @@ def report_stack(frame, extend=()):
     emit("STACK " + json.dumps(stack_of(frame, extend)))
 
 
-def ready():
-    """Prints "ready" and blocks (GIL released) until the harness says go."""
-    emit("ready")
-    if not sys.stdin.readline():
-        os._exit(3)
-
-
-def done(seconds):
-    """Reports the work phase and exits once the harness has read it."""
-    emit("WORK_SECONDS %.6f" % seconds)
-    sys.stdin.readline()
-    os._exit(0)
+# The work frames themselves say "ready", wait for "go" and report the time,
+# with C calls only (os.write, os.read, os._exit), so that no Python frame of
+# the protocol ever sits on top of the stack that is sampled:
+#
+#     os.write(1, b"ready\n")
+#     os.read(0, 64)                      # "go"; blocks with the GIL released
+#     t0, c0 = time.perf_counter(), time.process_time()
+#     ... the work ...
+#     t1, c1 = time.perf_counter(), time.process_time()
+#     os.write(1, b"WORK_SECONDS %.6f %.6f\n" % (t1 - t0, c1 - c0))
+#     os.read(0, 64)                      # "exit", or EOF
+#     os._exit(0)
