@@ -109,9 +109,16 @@ check-unit: $(FLAMEGRAPH_BIN) $(UNIT_BIN)
 	@echo "== tests/unit/test_flamegraph_browser.sh"
 	@FLAMEGRAPH=$(CURDIR)/$(FLAMEGRAPH_BIN) sh tests/unit/test_flamegraph_browser.sh
 
+# flamegraph.pl, where a Debian package ships one (libdevel-nytprof-perl does)
+FLAMEGRAPH_PL ?= $(firstword $(shell command -v flamegraph.pl 2>/dev/null) \
+                   $(wildcard /usr/share/perl5/Devel/NYTProf/flamegraph.pl))
+
+# Every suite runs, even after one fails; the target fails if any did.
 check-integration: $(PYFLAME_BIN) $(FLAMEGRAPH_BIN) $(INTEG_BIN)
-	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; \
-	    PYFLAME=$(CURDIR)/$(PYFLAME_BIN) FLAMEGRAPH=$(CURDIR)/$(FLAMEGRAPH_BIN) $$t; done
+	@failed=""; for t in $(INTEG_BIN); do echo "== $$t"; \
+	    PYFLAME=$(CURDIR)/$(PYFLAME_BIN) FLAMEGRAPH=$(CURDIR)/$(FLAMEGRAPH_BIN) \
+	    FLAMEGRAPH_PL=$(FLAMEGRAPH_PL) $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 # ---- demo, install, clean ----------------------------------------------------
 demo: all
