@@ -771,7 +771,7 @@ START_TEST(test_flamegraph_compat)
         snprintf(fg, sizeof(fg), "%s", env);
     else if (!h_find_program("flamegraph.pl", fg) && !h_find_program("flamegraph", fg)) {
         h_skip("flamegraph.pl run: flamegraph.pl is not installed (not on PATH, FLAMEGRAPH_PL unset; "
-               "Debian 12 has no package that ships it); only the line format was checked");
+               "apt-get install libdevel-nytprof-perl ships one); only the line format was checked");
         fg[0] = '\0';
     }
     for (size_t i = 0; fg[0] && i < sizeof(runs) / sizeof(runs[0]); i++) {
