@@ -158,6 +158,29 @@ START_TEST(test_pprof)
 }
 END_TEST
 
+/* --qualnames: Class.method and the enclosing function of closures on 3.11+,
+ * where code objects carry co_qualname; plain names before. */
+START_TEST(test_qualnames)
+{
+    const h_python *py = h_python_get(_i);
+    h_proc *t = h_target_startl(py, "shapes.py", "depth=3", NULL);
+    char pid[16];
+    h_pidstr(t->pid, pid);
+    h_result r;
+    h_pyflame_runl(&r, 20, "--qualnames", "-s", "0.3", "-p", pid, NULL);
+    ck_assert_msg(r.status == 0, "[%s] %s", H_CTX(py), h_result_str(&r));
+    int modern = py->major == 3 && py->minor >= 11;
+    const char *want = modern ? ":Walker\\.method:[0-9]+;.*:gen\\.<locals>\\.inner:" : ":method:[0-9]+;.*:inner:";
+    ck_assert_msg(h_match(want, r.out), "[%s] no %s in: %s", H_CTX(py), want, h_result_str(&r));
+    h_result_free(&r);
+    h_pyflame_runl(&r, 20, "-s", "0.3", "-p", pid, NULL);
+    ck_assert_msg(r.status == 0 && !strstr(r.out, "Walker.method"), "[%s] qualified names without "
+                  "--qualnames: %s", H_CTX(py), h_result_str(&r));
+    h_result_free(&r);
+    h_proc_stop(t);
+}
+END_TEST
+
 int main(void)
 {
     h_init();
@@ -170,6 +193,10 @@ int main(void)
     tcase_add_test(tc, test_svg);
     tcase_add_test(tc, test_pprof);
     suite_add_tcase(s, tc);
+    TCase *q = tcase_create("qualnames");
+    tcase_set_timeout(q, 60);
+    tcase_add_loop_test(q, test_qualnames, 0, h_python_count());
+    suite_add_tcase(s, q);
     setenv("CK_FORK", "no", 1);
     return h_run_suite(s);
 }
