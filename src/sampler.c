@@ -830,6 +830,16 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
         }
     }
     meta->ticks = s.tick;
+    if (getenv("PYFLAME_STATS")) {
+        /* for developers: what the reads cost per tick */
+        for (size_t i = 0; i < s.nprocs; i++) {
+            const struct mem *m = &s.procs[i]->mem;
+            fprintf(stderr, "pyflame: stats: PID %d: %lu ticks, %.1f reads, %.1f page reads, "
+                    "%.1f failed reads per tick\n", (int)s.procs[i]->pid, (unsigned long)s.tick,
+                    s.tick ? (double)m->reads / s.tick : 0, s.tick ? (double)m->page_reads / s.tick : 0,
+                    s.tick ? (double)m->failures / s.tick : 0);
+        }
+    }
     uint64_t elapsed = clock_ns(CLOCK_MONOTONIC) - start;
     res->achieved_rate = elapsed ? (double)res->ticks * 1e9 / (double)elapsed : 0;
 
