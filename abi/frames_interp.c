@@ -29,7 +29,7 @@ int frames_interp_walk(struct pyreader *r, uint64_t frame, struct rframe *frames
             return -EFAULT;
         if ((frame & 7) || reader_visit(r, frame))
             return -EFAULT;
-        if (r->frame_len > sizeof(buf) || mem_read(r->mem, frame, buf, r->frame_len) < 0)
+        if (r->frame_len > sizeof(buf) || mem_read_stack(r->mem, frame, buf, r->frame_len) < 0)
             return -EFAULT;
         uint64_t code, prev, instr;
         memcpy(&code, buf + o->iframe_code, sizeof(code));

@@ -103,7 +103,7 @@ static int read_raw(struct mem *m, uint64_t addr, void *buf, size_t len);
 #define MEM_READ_AROUND 3
 
 /* The cached page holding addr, reading it when needed; NULL if unreadable. */
-static const struct mem_page *page_get(struct mem *m, uint64_t addr)
+static const struct mem_page *page_get(struct mem *m, uint64_t addr, size_t around)
 {
     uint64_t base = addr & ~(uint64_t)(MEM_PAGE - 1);
     struct mem_page *pg = &m->cache[(base / MEM_PAGE) & (MEM_CACHE_PAGES - 1)];
@@ -123,8 +123,10 @@ static const struct mem_page *page_get(struct mem *m, uint64_t addr)
      * first unreadable page, so the missed page comes first. */
     struct iovec local[MEM_READ_AROUND + 1], remote[MEM_READ_AROUND + 1];
     struct mem_page *slots[MEM_READ_AROUND + 1];
+    if (around > MEM_READ_AROUND)
+        around = MEM_READ_AROUND;
     size_t k = 0;
-    for (size_t i = 0; i <= MEM_READ_AROUND && base >= i * MEM_PAGE + MEM_PAGE; i++) {
+    for (size_t i = 0; i <= around && base >= i * MEM_PAGE + MEM_PAGE; i++) {
         uint64_t a = base - i * MEM_PAGE;
         struct mem_page *s = &m->cache[(a / MEM_PAGE) & (MEM_CACHE_PAGES - 1)];
         if (i > 0 && s->gen == m->gen)
@@ -149,11 +151,11 @@ static const struct mem_page *page_get(struct mem *m, uint64_t addr)
     return pg;
 }
 
-static int read_cached(struct mem *m, uint64_t addr, void *buf, size_t len)
+static int read_cached(struct mem *m, uint64_t addr, void *buf, size_t len, size_t around)
 {
     unsigned char *out = buf;
     while (len) {
-        const struct mem_page *pg = page_get(m, addr);
+        const struct mem_page *pg = page_get(m, addr, around);
         if (!pg)
             return read_raw(m, addr, out, len);   /* e.g. the last bytes of a mapping */
         size_t off = (size_t)(addr - pg->addr), n = MEM_PAGE - off;
@@ -167,7 +169,7 @@ static int read_cached(struct mem *m, uint64_t addr, void *buf, size_t len)
     return 0;
 }
 
-int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
+static int read_counted(struct mem *m, uint64_t addr, void *buf, size_t len, size_t around)
 {
     m->reads++;
     if (len == 0)
@@ -176,7 +178,7 @@ int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
     if (addr == 0 || addr + len < addr || addr >= (1ULL << 47))
         rc = -EFAULT;
     else if (m->cache && len <= 2 * MEM_PAGE)
-        rc = read_cached(m, addr, buf, len);
+        rc = read_cached(m, addr, buf, len, around);
     else
         rc = read_raw(m, addr, buf, len);
     if (rc == 0 && (m->faults.fail > 0 || m->faults.corrupt > 0 || m->faults.truncate > 0))
@@ -186,6 +188,16 @@ int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
     else
         m->bytes += len;
     return rc;
+}
+
+int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len)
+{
+    return read_counted(m, addr, buf, len, 0);
+}
+
+int mem_read_stack(struct mem *m, uint64_t addr, void *buf, size_t len)
+{
+    return read_counted(m, addr, buf, len, MEM_READ_AROUND);
 }
 
 /* One read from the target, uncached, uncounted. */

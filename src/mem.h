@@ -54,6 +54,11 @@ void mem_cache_reset(struct mem *m);
  * short read), or -ESRCH when the process is gone. */
 int mem_read(struct mem *m, uint64_t addr, void *buf, size_t len);
 
+/* The same for a frame of a 3.11+ data stack: on a page miss the pages just
+ * below are read in the same call, since walking `previous` goes down the
+ * stack.  Only useful with the page cache on. */
+int mem_read_stack(struct mem *m, uint64_t addr, void *buf, size_t len);
+
 /* Typed helpers. */
 int mem_read_u64(struct mem *m, uint64_t addr, uint64_t *out);
 int mem_read_i32(struct mem *m, uint64_t addr, int32_t *out);
