@@ -46,6 +46,41 @@ static uint32_t rd32(const unsigned char *buf, int32_t off)
     return v;
 }
 
+/* Python 2 names are bytes: valid UTF-8 is kept, any other byte becomes
+ * U+FFFD, so every name pyflame writes is UTF-8. */
+static size_t bytes_to_utf8(const unsigned char *s, size_t len, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = 0;
+        unsigned char c = s[i];
+        if (c < 0x80)
+            n = 1;
+        else if (c >= 0xc2 && c <= 0xdf && i + 1 < len && (s[i + 1] & 0xc0) == 0x80)
+            n = 2;
+        else if (c >= 0xe0 && c <= 0xef && i + 2 < len && (s[i + 1] & 0xc0) == 0x80 &&
+                 (s[i + 2] & 0xc0) == 0x80 && !(c == 0xe0 && s[i + 1] < 0xa0) &&
+                 !(c == 0xed && s[i + 1] >= 0xa0))
+            n = 3;
+        else if (c >= 0xf0 && c <= 0xf4 && i + 3 < len && (s[i + 1] & 0xc0) == 0x80 &&
+                 (s[i + 2] & 0xc0) == 0x80 && (s[i + 3] & 0xc0) == 0x80 &&
+                 !(c == 0xf0 && s[i + 1] < 0x90) && !(c == 0xf4 && s[i + 1] >= 0x90))
+            n = 4;
+        const unsigned char *src = s + i;
+        size_t w = n ? n : 3;
+        if (o + w + 1 > cap)
+            break;
+        if (n)
+            memcpy(out + o, src, n);
+        else
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+        o += w;
+        i += n ? n : 1;
+    }
+    out[o] = '\0';
+    return o;
+}
+
 int pyobj_read_string(struct pyreader *r, uint64_t addr, char *out, size_t cap)
 {
     const struct abi_offsets *o = &r->off;
@@ -60,10 +95,12 @@ int pyobj_read_string(struct pyreader *r, uint64_t addr, char *out, size_t cap)
         if (size < 0 || size > 1 << 20)
             return -EFAULT;
         size_t len = (size_t)size < cap - 1 ? (size_t)size : cap - 1;
-        if (mem_read(r->mem, addr + (uint64_t)o->bytes_sval, out, len) < 0)
+        unsigned char raw[READER_MAX_STRING];
+        if (len > sizeof(raw))
+            len = sizeof(raw);
+        if (mem_read(r->mem, addr + (uint64_t)o->bytes_sval, raw, len) < 0)
             return -EFAULT;
-        out[len] = '\0';
-        return (int)len;
+        return (int)bytes_to_utf8(raw, len, out, cap);
     }
     size_t hlen = (size_t)o->unicode_compact_size;
     if (hlen > sizeof(hdr) || mem_read(r->mem, addr, hdr, hlen) < 0)
@@ -184,6 +221,8 @@ int codecache_line(struct pyreader *r, struct code_info *c, int offset)
         if (c->memo_off[i] == offset)
             return c->memo_line[i];
     int line = linetable_lookup(r->ltfmt, c->linetable, c->linetable_len, c->firstlineno, offset);
+    if (line < 0)
+        line = c->firstlineno;   /* an instruction with no line (3.10+ prologues): the def line */
     uint32_t k = c->memo_next++ & 3;
     c->memo_off[k] = offset;
     c->memo_line[k] = line;

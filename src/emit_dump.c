@@ -14,6 +14,14 @@
 
 #include "emit.h"
 
+/* Writes s with newlines and other control bytes replaced by '?': one frame
+ * or header per line, and nothing a terminal would act on. */
+static void put_clean(FILE *out, const char *s)
+{
+    for (; *s; s++)
+        putc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, out);
+}
+
 int emit_dump(FILE *out, const struct profile *p, const struct emit_options *o)
 {
     size_t n;
@@ -33,8 +41,11 @@ int emit_dump(FILE *out, const struct profile *p, const struct emit_options *o)
         fprintf(out, "%llu%s:", (unsigned long long)(t ? t->thread_id : 0), e->gil ? "*" : "");
         if (t && t->tid > 0) {
             fprintf(out, " tid %d", (int)t->tid);
-            if (t->name != PF_NONE)
-                fprintf(out, " (%s)", profile_str(p, t->name));
+            if (t->name != PF_NONE) {
+                fputs(" (", out);
+                put_clean(out, profile_str(p, t->name));
+                putc(')', out);
+            }
         }
         putc('\n', out);
         if (e->kind == SAMPLE_FAILED) {
@@ -45,7 +56,7 @@ int emit_dump(FILE *out, const struct profile *p, const struct emit_options *o)
         const uint32_t *frames = profile_stack_get(p, e->stack, &nf);
         for (size_t k = nf; k-- > 0;) {
             emit_frame_name(p, frames[k], &fo, name, sizeof(name));
-            fputs(name, out);
+            put_clean(out, name);
             putc('\n', out);
         }
     }

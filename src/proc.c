@@ -153,6 +153,49 @@ int proc_status_long(pid_t pid, const char *field, long *out)
     return -ENOENT;
 }
 
+/* The last number of the NSpid line of a status file, or 0. */
+static pid_t last_nspid(const char *path, int *levels)
+{
+    char buf[4096];
+    *levels = 0;
+    if (read_small_file(path, buf, sizeof(buf)) <= 0)
+        return 0;
+    char *line = strstr(buf, "\nNSpid:");
+    if (!line)
+        return 0;
+    line += 7;
+    pid_t last = 0;
+    for (char *end; *line && *line != '\n'; line = end) {
+        long v = strtol(line, &end, 10);
+        if (end == line)
+            break;
+        last = (pid_t)v;
+        (*levels)++;
+    }
+    return last;
+}
+
+pid_t proc_host_tid(pid_t pid, pid_t ns_tid)
+{
+    char path[96];
+    int levels;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if (last_nspid(path, &levels) == 0 || levels <= 1)
+        return ns_tid;   /* the same namespace as ours (or no NSpid: an old kernel) */
+    pid_t *tids = NULL;
+    size_t n = 0;
+    if (proc_tasks(pid, &tids, &n) < 0)
+        return 0;
+    pid_t found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tids[i]);
+        if (last_nspid(path, &levels) == ns_tid)
+            found = tids[i];
+    }
+    free(tids);
+    return found;
+}
+
 char proc_thread_state(pid_t pid, pid_t tid)
 {
     char path[96], buf[512];

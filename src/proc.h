@@ -41,6 +41,11 @@ int proc_thread_name(pid_t pid, pid_t tid, char *buf, size_t cap);
 /* The command line with spaces between arguments, NUL-terminated. 0 or -errno. */
 int proc_cmdline(pid_t pid, char *buf, size_t cap);
 
+/* The host TID of the thread that its own PID namespace calls ns_tid (the
+ * last NSpid entry of /proc/PID/task/TID/status), or 0 when none matches.
+ * For processes in the caller's namespace, ns_tid itself. */
+pid_t proc_host_tid(pid_t pid, pid_t ns_tid);
+
 /* Does the process exist (and is it not a zombie)?  1, 0. */
 int proc_alive(pid_t pid);
 

@@ -33,7 +33,8 @@
 
 struct known_thread {
     uint64_t tstate, thread_id;
-    pid_t tid;
+    pid_t tid;                   /* host TID */
+    pid_t ns_tid;                /* as the target's PID namespace (and Python) calls it */
     uint32_t pf_thread;
 };
 
@@ -104,12 +105,19 @@ struct sampler {
 
 static uint32_t thread_for(struct sampler *s, struct sproc *sp, struct rthread *t)
 {
-    if (!t->native_id && !s->o->nonblocking)
-        t->native_id = stopper_tid_for_pthread(&s->st, sp->pid, t->thread_id);
     for (size_t i = 0; i < sp->nknown; i++)
         if (sp->known[i].tstate == t->tstate && sp->known[i].thread_id == t->thread_id &&
-            sp->known[i].tid == t->native_id)
+            sp->known[i].ns_tid == t->native_id) {
+            t->native_id = sp->known[i].tid;
             return sp->known[i].pf_thread;
+        }
+    /* native_thread_id (3.11+) is the TID in the target's own PID namespace:
+     * make it the host's, which /proc and ptrace know. */
+    pid_t ns_tid = t->native_id;
+    if (t->native_id > 0)
+        t->native_id = proc_host_tid(sp->pid, t->native_id);
+    else if (!s->o->nonblocking)   /* before 3.11: from the thread pointer (host TID) */
+        t->native_id = stopper_tid_for_pthread(&s->st, sp->pid, t->thread_id);
     char name[64];
     const char *namep = NULL;
     if (t->native_id > 0 && proc_thread_name(sp->pid, t->native_id, name, sizeof(name)) == 0)
@@ -122,6 +130,7 @@ static uint32_t thread_for(struct sampler *s, struct sproc *sp, struct rthread *
         k->tstate = t->tstate;
         k->thread_id = t->thread_id;
         k->tid = t->native_id;
+        k->ns_tid = ns_tid;
         k->pf_thread = id;
     }
     return id;
@@ -419,15 +428,36 @@ static void teardown(struct sampler *s)
 /* Attach-mode errors name the cause where we can tell it. */
 static int attach_error(pid_t pid, int rc, struct error *e)
 {
+    if (rc != -EPERM)
+        return rc;
+    /* Another tracer holds the process, or one of its threads. */
+    pid_t *tids = NULL;
+    size_t n = 0;
     long tracer = 0;
-    if (rc == -EPERM && proc_status_long(pid, "TracerPid", &tracer) == 0 && tracer > 0)
+    if (proc_tasks(pid, &tids, &n) == 0) {
+        for (size_t i = 0; i < n && tracer <= 0; i++) {
+            char path[96], buf[4096];
+            snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tids[i]);
+            FILE *f = fopen(path, "re");
+            if (!f)
+                continue;
+            while (fgets(buf, sizeof(buf), f))
+                if (strncmp(buf, "TracerPid:", 10) == 0)
+                    tracer = strtol(buf + 10, NULL, 10);
+            fclose(f);
+            if (tracer > 0 && tids[i] != pid) {
+                free(tids);
+                return error_set(e, rc, "Failed to seize PID %d: its thread %d is already traced "
+                                 "by PID %ld", (int)pid, (int)tids[i], tracer);
+            }
+        }
+        free(tids);
+    }
+    if (tracer > 0)
         return error_set(e, rc, "Failed to seize PID %d: it is already traced by PID %ld", (int)pid,
                          tracer);
-    if (rc == -EPERM)
-        return error_set(e, rc, "Failed to seize PID %d: Operation not permitted (run as root or as "
-                         "the same user; check kernel.yama.ptrace_scope, and in containers "
-                         "CAP_SYS_PTRACE: docker run --cap-add SYS_PTRACE)", (int)pid);
-    return rc;
+    return error_set(e, rc, "Failed to seize PID %d: Operation not permitted (%s)", (int)pid,
+                     TARGET_PERMISSION_HINT);
 }
 
 /* Adds a process: finds its interpreter and (blocking mode) seizes it. */

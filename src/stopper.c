@@ -26,7 +26,7 @@
 void stopper_init(struct stopper *s)
 {
     memset(s, 0, sizeof(*s));
-    s->stop_timeout_ms = 1000;
+    s->stop_timeout_ms = 250;
 }
 
 void stopper_free(struct stopper *s)
@@ -231,14 +231,14 @@ static int wait_one(pid_t tid, int *status, uint64_t deadline_ns)
 
 void stopper_timer(int on)
 {
-    /* A tick every 50 ms interrupts a wait for a thread that does not stop,
+    /* A tick every 25 ms interrupts a wait for a thread that does not stop,
      * so that wait_one() can give up at its deadline.  One timer for the
      * whole run costs nothing per stop. */
     struct itimerval it;
     memset(&it, 0, sizeof(it));
     if (on) {
-        it.it_value.tv_usec = 50000;
-        it.it_interval.tv_usec = 50000;
+        it.it_value.tv_usec = 25000;
+        it.it_interval.tv_usec = 25000;
     }
     setitimer(ITIMER_REAL, &it, NULL);
 }

@@ -240,6 +240,9 @@ int target_discover(pid_t pid, const char *forced_abi, struct pytarget *t, struc
     if (rc == -ESRCH)
         return error_set(e, -ESRCH, "PID %d has no memory mappings (a zombie or a kernel thread)",
                          (int)pid);
+    if (rc == -EACCES || rc == -EPERM)
+        return error_set(e, -EPERM, "Failed to seize PID %d: Permission denied (%s)", (int)pid,
+                         TARGET_PERMISSION_HINT);
     if (rc < 0)
         return error_set(e, rc, "cannot read /proc/%d/maps: %s", (int)pid, strerror(-rc));
 

@@ -34,6 +34,11 @@ struct pytarget {
     uint64_t code_type;            /* &PyCode_Type */
 };
 
+/* What to check when ptrace or /proc is refused. */
+#define TARGET_PERMISSION_HINT \
+    "run as root or as the same user; check kernel.yama.ptrace_scope, and in containers " \
+    "CAP_SYS_PTRACE: docker run --cap-add SYS_PTRACE"
+
 /* Finds the interpreter in process pid.  forced_abi is an --abi name or NULL.
  * 0, or -errno with a one-line message in e:
  *   -ESRCH    the process does not exist (or is a kernel thread / zombie)
