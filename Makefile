@@ -36,6 +36,14 @@ LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard abi/*.c) \
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB       := $(BUILD)/libpyflame.a
 
+.PHONY: check-valgrind
+# The unit tests under Valgrind (no fork, so Valgrind sees every test).
+check-valgrind: $(FLAMEGRAPH_BIN) $(UNIT_BIN)
+	@if ! command -v valgrind >/dev/null; then echo "SKIP check-valgrind: valgrind not installed"; \
+	else set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
+	    FLAMEGRAPH=$(CURDIR)/$(FLAMEGRAPH_BIN) CK_FORK=no PYFLAME_OFFLINE=1 PYFLAME_NO_TIMING=1 valgrind -q --error-exitcode=1 \
+	        --leak-check=full --errors-for-leak-kinds=definite $$t; done; fi
+
 .PHONY: all check check-unit check-integration check-long deps demo bench install \
         clean abi-tables check-deps check-test-deps
 all: check-deps $(PYFLAME_BIN) $(FLAMEGRAPH_BIN) utils
@@ -145,7 +153,7 @@ clean:
 # Soak / stress / fuzz suites live in tests/long/ (run by `make check-long`),
 # plus the whole suite built with AddressSanitizer and UBSan in build-asan/.
 LONG_SCRIPTS := $(wildcard tests/long/*.sh)
-check-long: all
+check-long: all check-valgrind
 	@set -e; for t in $(LONG_SCRIPTS); do echo "== $$t"; PYFLAME=$(CURDIR)/pyflame bash $$t; done
 	$(MAKE) --no-print-directory BUILD=build-asan PYFLAME_BIN=build-asan/pyflame \
 	    FLAMEGRAPH_BIN=build-asan/flamegraph check \

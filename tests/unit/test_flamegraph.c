@@ -807,7 +807,8 @@ START_TEST(test_100k_stacks)
     printf("test_flamegraph: 100000 distinct stacks: add %.3f s, render %.3f s, total %.3f s, "
            "%ld bytes of SVG\n", t1 - t0, t2 - t1, t2 - t0, size);
     fflush(stdout);
-    ck_assert_msg(t2 - t0 < 4.0, "100k stacks took %.3f s", t2 - t0);
+    if (!getenv("PYFLAME_NO_TIMING"))   /* set under valgrind */
+        ck_assert_msg(t2 - t0 < 4.0, "100k stacks took %.3f s", t2 - t0);
     for (size_t i = 0; i < made; i++)
         free(lines[i]);
     free(lines);
