@@ -71,6 +71,20 @@ size_t emit_process_name(const struct profile *p, uint32_t process, char *buf, s
  * growable *buf; sep_after_last (or NULL) is appended.  0 or -ENOMEM. */
 int emit_stack_line(const struct profile *p, const struct pf_count *c, const struct emit_options *o,
                     char **buf, size_t *len, size_t *cap, const char *sep_after_last);
+/* The sampling rounds (ticks) of a timeline, one per tick, sorted by tick,
+ * with times made monotonic; each lasts until the next round starts, the last
+ * one for `period`.  malloc'ed (free it); NULL when out of memory. */
+struct emit_round {
+    uint32_t tick;
+    uint64_t t;       /* made monotonic */
+    uint64_t end;     /* the next round's time, or t + period for the last */
+    size_t first;     /* event index where it was first seen (sort tie-break) */
+};
+struct emit_round *emit_rounds(const struct pf_event *ev, size_t nev, uint64_t period,
+                               size_t *nrounds);
+/* The index of the round of `tick` in rounds[0..n) (binary search). */
+size_t emit_round_of(const struct emit_round *r, size_t n, uint32_t tick);
+
 /* Write s as a JSON string literal (quotes included), escaping what JSON needs and
  * replacing invalid UTF-8 with U+FFFD. */
 void emit_json_string(FILE *out, const char *s);

@@ -48,67 +48,6 @@
 #define PSEUDO_IDLE (PF_NONE - 1)
 #define PSEUDO_FAILED (PF_NONE - 2)
 
-/* ---- sampling rounds (as in emit_speedscope.c) ------------------------------ */
-
-struct round {
-    uint32_t tick;
-    uint64_t t;       /* made monotonic */
-    uint64_t end;     /* the next round's time, or t + period for the last */
-    size_t first;
-};
-
-static int round_cmp(const void *a, const void *b)
-{
-    const struct round *x = a, *y = b;
-    if (x->tick != y->tick)
-        return x->tick < y->tick ? -1 : 1;
-    return x->first < y->first ? -1 : (x->first > y->first);
-}
-
-static struct round *make_rounds(const struct pf_event *ev, size_t nev, uint64_t period,
-                                 size_t *nrounds)
-{
-    struct round *r = malloc((nev ? nev : 1) * sizeof(*r));
-    if (!r)
-        return NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < nev; i++) {
-        if (n && r[n - 1].tick == ev[i].tick)
-            continue;
-        r[n].tick = ev[i].tick;
-        r[n].t = ev[i].time_ns;
-        r[n].first = i;
-        n++;
-    }
-    qsort(r, n, sizeof(*r), round_cmp);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (m && r[m - 1].tick == r[i].tick)
-            continue;
-        r[m++] = r[i];
-    }
-    for (size_t i = 1; i < m; i++)
-        if (r[i].t < r[i - 1].t)
-            r[i].t = r[i - 1].t;
-    for (size_t i = 0; i < m; i++)
-        r[i].end = i + 1 < m ? r[i + 1].t : r[i].t + period;
-    *nrounds = m;
-    return r;
-}
-
-static size_t round_of(const struct round *r, size_t n, uint32_t tick)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (r[mid].tick < tick)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* ---- tracks and slices --------------------------------------------------------- */
 
 struct track {
@@ -285,7 +224,7 @@ int emit_chrome(FILE *out, const struct profile *p, const struct emit_options *o
     size_t nev = 0;
     const struct pf_event *ev = profile_has_events(p) ? profile_events(p, &nev) : NULL;
     size_t *idx = NULL, *tstart = NULL, *fill = NULL;
-    struct round *rounds = NULL;
+    struct emit_round *rounds = NULL;
     size_t nrounds = 0;
     if (!tracks || !track_of) {
         rc = -ENOMEM;
@@ -313,7 +252,7 @@ int emit_chrome(FILE *out, const struct profile *p, const struct emit_options *o
     metadata(&c, tracks, ntracks);
 
     if (nev) {
-        rounds = make_rounds(ev, nev, period, &nrounds);
+        rounds = emit_rounds(ev, nev, period, &nrounds);
         idx = malloc(nev * sizeof(*idx));
         tstart = calloc(ntracks + 2, sizeof(*tstart));
         fill = calloc(ntracks + 1, sizeof(*fill));
@@ -336,7 +275,7 @@ int emit_chrome(FILE *out, const struct profile *p, const struct emit_options *o
             uint32_t prev_tick = 0;
             for (size_t k = tstart[t]; k < tstart[t + 1] && rc == 0; k++) {
                 const struct pf_event *e = &ev[idx[k]];
-                const struct round *r = &rounds[round_of(rounds, nrounds, e->tick)];
+                const struct emit_round *r = &rounds[emit_round_of(rounds, nrounds, e->tick)];
                 /* A second sample of one round, or one out of order, cannot
                  * be placed without overlapping what is already written. */
                 if (placed && (e->tick == prev_tick || r->t < c.cur_end))

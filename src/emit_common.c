@@ -5,6 +5,7 @@
 #include "emit.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -169,4 +170,57 @@ void emit_json_string(FILE *out, const char *s)
         }
     }
     putc('"', out);
+}
+
+static int emit_round_cmp(const void *a, const void *b)
+{
+    const struct emit_round *x = a, *y = b;
+    if (x->tick != y->tick)
+        return x->tick < y->tick ? -1 : 1;
+    return x->first < y->first ? -1 : (x->first > y->first);
+}
+
+/* The rounds of the timeline, sorted by tick, one per tick. */
+struct emit_round *emit_rounds(const struct pf_event *ev, size_t nev, uint64_t period,
+                                 size_t *nrounds)
+{
+    struct emit_round *r = malloc((nev ? nev : 1) * sizeof(*r));
+    if (!r)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < nev; i++) {
+        if (n && r[n - 1].tick == ev[i].tick)
+            continue;
+        r[n].tick = ev[i].tick;
+        r[n].t = ev[i].time_ns;
+        r[n].first = i;
+        n++;
+    }
+    qsort(r, n, sizeof(*r), emit_round_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && r[m - 1].tick == r[i].tick)
+            continue;           /* the same tick seen again later: keep the first */
+        r[m++] = r[i];
+    }
+    for (size_t i = 1; i < m; i++)
+        if (r[i].t < r[i - 1].t)
+            r[i].t = r[i - 1].t;
+    for (size_t i = 0; i < m; i++)
+        r[i].end = i + 1 < m ? r[i + 1].t : r[i].t + period;
+    *nrounds = m;
+    return r;
+}
+
+size_t emit_round_of(const struct emit_round *r, size_t n, uint32_t tick)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r[mid].tick < tick)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }

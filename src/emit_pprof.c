@@ -22,6 +22,7 @@
  * idle ones are left out under -x.
  */
 #include "emit.h"
+#include "u64map.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -100,85 +101,6 @@ static void pb_msg(struct pb *b, unsigned field, const struct pb *sub)
     if (sub->oom)
         b->oom = 1;
     pb_bytes(b, field, sub->d, sub->len);
-}
-
-/* ---- a map from a 64-bit key to a uint32_t ----------------------------------- */
-
-struct u64map {
-    uint64_t *keys;
-    uint32_t *vals;     /* PP_NONE = empty */
-    size_t cap, used;
-};
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint32_t u64map_get(const struct u64map *m, uint64_t key)
-{
-    if (!m->cap)
-        return PP_NONE;
-    size_t j = mix64(key) & (m->cap - 1);
-    while (m->vals[j] != PP_NONE) {
-        if (m->keys[j] == key)
-            return m->vals[j];
-        j = (j + 1) & (m->cap - 1);
-    }
-    return PP_NONE;
-}
-
-static int u64map_put(struct u64map *m, uint64_t key, uint32_t val)
-{
-    if ((m->used + 1) * 2 > m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 256;
-        uint64_t *nk = malloc(ncap * sizeof(*nk));
-        uint32_t *nv = malloc(ncap * sizeof(*nv));
-        if (!nk || !nv) {
-            free(nk);
-            free(nv);
-            return -ENOMEM;
-        }
-        for (size_t i = 0; i < ncap; i++)
-            nv[i] = PP_NONE;
-        for (size_t i = 0; i < m->cap; i++) {
-            if (m->vals[i] == PP_NONE)
-                continue;
-            size_t j = mix64(m->keys[i]) & (ncap - 1);
-            while (nv[j] != PP_NONE)
-                j = (j + 1) & (ncap - 1);
-            nk[j] = m->keys[i];
-            nv[j] = m->vals[i];
-        }
-        free(m->keys);
-        free(m->vals);
-        m->keys = nk;
-        m->vals = nv;
-        m->cap = ncap;
-    }
-    size_t j = mix64(key) & (m->cap - 1);
-    while (m->vals[j] != PP_NONE) {
-        if (m->keys[j] == key) {
-            m->vals[j] = val;
-            return 0;
-        }
-        j = (j + 1) & (m->cap - 1);
-    }
-    m->keys[j] = key;
-    m->vals[j] = val;
-    m->used++;
-    return 0;
-}
-
-static void u64map_free(struct u64map *m)
-{
-    free(m->keys);
-    free(m->vals);
 }
 
 /* ---- the writer's state ---------------------------------------------------- */
@@ -276,7 +198,7 @@ static int64_t str_ix(struct ctx *c, const char *s)
         const char *have = (const char *)c->strs.d + c->str_off[v];
         if (strlen(have) == tl && memcmp(have, t, tl) == 0)
             return v;
-        h = mix64(h + 1);
+        h = u64map_mix(h + 1);
     }
     if (c->nstr == c->str_cap) {
         size_t ncap = c->str_cap ? c->str_cap * 2 : 256;
@@ -313,8 +235,8 @@ static int64_t pfstr_ix(struct ctx *c, uint32_t id)
 
 static uint32_t func_id(struct ctx *c, const struct func *f)
 {
-    uint64_t h = mix64((uint64_t)f->name * 0x9e3779b97f4a7c15ULL ^ (uint64_t)f->system_name) ^
-                 mix64((uint64_t)f->filename + 1) ^ mix64((uint64_t)f->start_line + 7);
+    uint64_t h = u64map_mix((uint64_t)f->name * 0x9e3779b97f4a7c15ULL ^ (uint64_t)f->system_name) ^
+                 u64map_mix((uint64_t)f->filename + 1) ^ u64map_mix((uint64_t)f->start_line + 7);
     for (;;) {
         uint32_t v = u64map_get(&c->func_by_hash, h);
         if (v == PP_NONE)
@@ -323,7 +245,7 @@ static uint32_t func_id(struct ctx *c, const struct func *f)
         if (g->name == f->name && g->system_name == f->system_name &&
             g->filename == f->filename && g->start_line == f->start_line)
             return v + 1;
-        h = mix64(h + 1);
+        h = u64map_mix(h + 1);
     }
     if (c->nfunc == c->func_cap) {
         size_t ncap = c->func_cap ? c->func_cap * 2 : 64;

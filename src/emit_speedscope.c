@@ -28,6 +28,7 @@
  * weight count * period, laid end to end from 0.
  */
 #include "emit.h"
+#include "u64map.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -40,84 +41,6 @@
 #define DEFAULT_PERIOD_NS 10000000ULL  /* pyflame's default rate, when the meta has none */
 #define SS_NONE UINT32_MAX
 
-/* ---- a tiny open-addressing map from a 64-bit key to a uint32_t ------------ */
-
-struct u64map {
-    uint64_t *keys;
-    uint32_t *vals;     /* SS_NONE = empty slot */
-    size_t cap, used;
-};
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint32_t u64map_get(const struct u64map *m, uint64_t key)
-{
-    if (!m->cap)
-        return SS_NONE;
-    size_t j = mix64(key) & (m->cap - 1);
-    while (m->vals[j] != SS_NONE) {
-        if (m->keys[j] == key)
-            return m->vals[j];
-        j = (j + 1) & (m->cap - 1);
-    }
-    return SS_NONE;
-}
-
-static int u64map_put(struct u64map *m, uint64_t key, uint32_t val)
-{
-    if ((m->used + 1) * 2 > m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 256;
-        uint64_t *nk = malloc(ncap * sizeof(*nk));
-        uint32_t *nv = malloc(ncap * sizeof(*nv));
-        if (!nk || !nv) {
-            free(nk);
-            free(nv);
-            return -ENOMEM;
-        }
-        for (size_t i = 0; i < ncap; i++)
-            nv[i] = SS_NONE;
-        for (size_t i = 0; i < m->cap; i++) {
-            if (m->vals[i] == SS_NONE)
-                continue;
-            size_t j = mix64(m->keys[i]) & (ncap - 1);
-            while (nv[j] != SS_NONE)
-                j = (j + 1) & (ncap - 1);
-            nk[j] = m->keys[i];
-            nv[j] = m->vals[i];
-        }
-        free(m->keys);
-        free(m->vals);
-        m->keys = nk;
-        m->vals = nv;
-        m->cap = ncap;
-    }
-    size_t j = mix64(key) & (m->cap - 1);
-    while (m->vals[j] != SS_NONE) {
-        if (m->keys[j] == key) {
-            m->vals[j] = val;
-            return 0;
-        }
-        j = (j + 1) & (m->cap - 1);
-    }
-    m->keys[j] = key;
-    m->vals[j] = val;
-    m->used++;
-    return 0;
-}
-
-static void u64map_free(struct u64map *m)
-{
-    free(m->keys);
-    free(m->vals);
-}
 
 /* ---- the speedscope frame table ---------------------------------------------- */
 
@@ -191,7 +114,7 @@ static int frame_index(struct ctx *c, uint32_t pf, uint32_t *ix)
                 *ix = w;
                 return u64map_put(&c->by_pf, pf, w);
             }
-            key = mix64(key + 1);
+            key = u64map_mix(key + 1);
         }
         if (add_frame(c, pf, NULL, ix) < 0 || u64map_put(&c->by_func, key, *ix) < 0)
             return -ENOMEM;
@@ -235,68 +158,6 @@ static int sample_frames(struct ctx *c, uint32_t stack, unsigned kind, const uin
     return 0;
 }
 
-/* ---- sampling rounds ---------------------------------------------------------- */
-
-struct round {
-    uint32_t tick;
-    uint64_t t;       /* made monotonic */
-    uint64_t end;     /* the next round's time, or t + period for the last */
-    size_t first;     /* event index where it was first seen (sort tie-break) */
-};
-
-static int round_cmp(const void *a, const void *b)
-{
-    const struct round *x = a, *y = b;
-    if (x->tick != y->tick)
-        return x->tick < y->tick ? -1 : 1;
-    return x->first < y->first ? -1 : (x->first > y->first);
-}
-
-/* The rounds of the timeline, sorted by tick, one per tick. */
-static struct round *make_rounds(const struct pf_event *ev, size_t nev, uint64_t period,
-                                 size_t *nrounds)
-{
-    struct round *r = malloc((nev ? nev : 1) * sizeof(*r));
-    if (!r)
-        return NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < nev; i++) {
-        if (n && r[n - 1].tick == ev[i].tick)
-            continue;
-        r[n].tick = ev[i].tick;
-        r[n].t = ev[i].time_ns;
-        r[n].first = i;
-        n++;
-    }
-    qsort(r, n, sizeof(*r), round_cmp);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (m && r[m - 1].tick == r[i].tick)
-            continue;           /* the same tick seen again later: keep the first */
-        r[m++] = r[i];
-    }
-    for (size_t i = 1; i < m; i++)
-        if (r[i].t < r[i - 1].t)
-            r[i].t = r[i - 1].t;
-    for (size_t i = 0; i < m; i++)
-        r[i].end = i + 1 < m ? r[i + 1].t : r[i].t + period;
-    *nrounds = m;
-    return r;
-}
-
-static size_t round_of(const struct round *r, size_t n, uint32_t tick)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (r[mid].tick < tick)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;   /* always found: every event's tick has a round */
-}
-
 /* ---- writing ------------------------------------------------------------------- */
 
 static void write_stack(FILE *out, const uint32_t *ix, size_t n)
@@ -321,7 +182,7 @@ static void profile_head(struct ctx *c, int one, uint32_t thread, uint64_t start
 
 /* Events of one profile: all of them (thread == PF_NONE) or one thread's. */
 static int write_timeline_profile(struct ctx *c, const struct pf_event *ev, const size_t *idx,
-                                  size_t n, const struct round *rounds, size_t nrounds,
+                                  size_t n, const struct emit_round *rounds, size_t nrounds,
                                   uint64_t base, uint32_t thread, int *first_profile)
 {
     /* First pass: is anything kept, and where does it start? */
@@ -332,7 +193,7 @@ static int write_timeline_profile(struct ctx *c, const struct pf_event *ev, cons
         const struct pf_event *e = &ev[idx[k]];
         if (e->kind == SAMPLE_IDLE && c->o && c->o->exclude_idle)
             continue;
-        size_t r = round_of(rounds, nrounds, e->tick);
+        size_t r = emit_round_of(rounds, nrounds, e->tick);
         if (!have) {
             start = rounds[r].t - base;
             have = 1;
@@ -370,7 +231,7 @@ static int write_timeline_profile(struct ctx *c, const struct pf_event *ev, cons
         const struct pf_event *e = &ev[idx[k]];
         /* The round's length; a second sample of the same thread in the same
          * round (only with duplicate events) weighs nothing. */
-        size_t r = round_of(rounds, nrounds, e->tick);
+        size_t r = emit_round_of(rounds, nrounds, e->tick);
         uint64_t w = rounds[r].end - rounds[r].t;
         if (have_prev && prev_tick == e->tick)
             w = 0;
@@ -482,7 +343,7 @@ int emit_speedscope(FILE *out, const struct profile *p, const struct emit_option
     int rc = 0;
 
     size_t *idx = NULL, *tstart = NULL;
-    struct round *rounds = NULL;
+    struct emit_round *rounds = NULL;
     size_t nrounds = 0;
     errno = 0;
 
@@ -491,7 +352,7 @@ int emit_speedscope(FILE *out, const struct profile *p, const struct emit_option
     fprintf(out, "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\",\"profiles\":[");
     int first_profile = 1;
     if (nev) {
-        rounds = make_rounds(ev, nev, c.period, &nrounds);
+        rounds = emit_rounds(ev, nev, c.period, &nrounds);
         idx = malloc(nev * sizeof(*idx));
         tstart = calloc(nthreads + 2, sizeof(*tstart));
         if (!rounds || !idx || !tstart) {
