@@ -31,6 +31,8 @@ for arg in sys.argv[1:]:
 
 started = []
 started_lock = threading.Lock()
+all_there = threading.Event()
+expected = [0]
 never = threading.Lock()
 never.acquire()
 
@@ -38,6 +40,14 @@ never.acquire()
 def arrived():
     with started_lock:
         started.append(1)
+        if len(started) == expected[0]:
+            all_there.set()
+
+
+# Python 2's GIL lets two spinning threads starve every other thread for
+# seconds on a multi-core machine; a short sleep now and then (it releases the
+# GIL) keeps the others going.  On Python 3 it changes nothing that matters.
+YIELD = sys.version_info[0] < 3
 
 
 def spin_a():
@@ -45,6 +55,8 @@ def spin_a():
     x = 0
     while True:
         x += 1  # LINE:spin_a
+        if YIELD and x % 2000 == 0:
+            time.sleep(0.0002)
 
 
 def spin_b():
@@ -52,6 +64,8 @@ def spin_b():
     x = 0
     while True:
         x += 1  # LINE:spin_b
+        if YIELD and x % 2000 == 0:
+            time.sleep(0.0002)
 
 
 def sleeper():
@@ -69,7 +83,9 @@ def hasher():
     arrived()
     data = b"x" * (4 << 20)
     while True:
-        hashlib.sha256(data).digest()  # LINE:hasher
+        hashlib.sha256().update(data)  # LINE:hasher (update() releases the GIL on 3.x)
+        if YIELD:
+            time.sleep(0.0002)   # Python 2 hashes with the GIL held
 
 
 def chain(n, leaf):
@@ -96,15 +112,13 @@ def main():
     workers = [spin_a, spin_b, sleeper, blocked, hasher]
     if CHURN:
         workers.append(churn)
+    expected[0] = len(workers)
     for f in workers:
         t = threading.Thread(target=chain, args=(DEPTH, f), name=f.__name__)
         t.daemon = True
         t.start()
-    while True:
-        with started_lock:
-            if len(started) == len(workers):
-                break
-        time.sleep(0.01)
+    # Block (no polling): a polling main thread fights for the GIL.
+    all_there.wait()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     end = time.time() + SECONDS
