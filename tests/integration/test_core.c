@@ -318,7 +318,7 @@ START_TEST(test_launch)
     cpu_stack_init(&c);
     h_result r;
     h_profile p;
-    h_pyflame_runl(&r, 20, "-t", py->path, c.file, "seconds=0.5", "quiet", NULL);
+    h_pyflame_runl(&r, 20, "-t", py->path, c.file, "seconds=1", "quiet", NULL);
     expect_ok_profile(py, &r, &p);
     /* the profile also holds the interpreter's start-up and shutdown */
     expect_cpu_stack(py, &c, &p, 60, 5, "-t python cpu.py");
