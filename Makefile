@@ -11,6 +11,8 @@
 #
 # Each directory may add targets through a fragment `*/module.mk`, included below.
 
+.DEFAULT_GOAL := all
+
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 CC        ?= cc

@@ -270,11 +270,22 @@ int reader_verify(struct pyreader *r, const struct rthread *t)
     mem_cache_reset(r->mem);   /* fresh reads, not the pages the walk saw */
     if (reader_thread(r, t->tstate, &now) < 0)
         return -EFAULT;
-    if (now.top_frame != t->top_frame)
-        return -EAGAIN;
     int iframes = r->off.iframe_previous != ABI_NONE;
     int32_t link_off = iframes ? r->off.iframe_previous : r->off.frame_back;
     int32_t code_off = iframes ? r->off.iframe_code : r->off.frame_code;
+    if (now.top_frame != t->top_frame) {
+        /* The thread moved on.  The stack read is still one it had if it only
+         * returned into a frame we read, or called one more function on top
+         * of the frame we read first; the frames below are checked next. */
+        int returned = 0;
+        for (size_t i = 0; i < r->trail_n && !returned; i++)
+            returned = r->trail_addr[i] == now.top_frame;
+        uint64_t link = 0;
+        if (!returned && (mem_readv(r->mem, &(struct mem_req){ now.top_frame + (uint64_t)link_off,
+                                                              &link, sizeof(link) }, 1) < 0 ||
+                          link != t->top_frame))
+            return -EAGAIN;
+    }
     int32_t lo = link_off < code_off ? link_off : code_off;
     int32_t hi = (link_off > code_off ? link_off : code_off) + 8;
 

@@ -179,7 +179,7 @@ static int read_thread(struct sampler *s, struct sproc *sp, uint64_t tstate, str
 {
     int nonblocking = s->o->nonblocking;
     int rc = -EFAULT;
-    for (int attempt = 0; attempt < (nonblocking ? 4 : 1); attempt++) {
+    for (int attempt = 0; attempt < (nonblocking ? 8 : 1); attempt++) {
         size_t save = s->pool_used;
         if (nonblocking)
             mem_cache_reset(&sp->mem);
