@@ -325,7 +325,7 @@ START_TEST(test_launch)
     h_profile_free(&p);
     h_result_free(&r);
 
-    h_pyflame_runl(&r, 20, "-t", py->path, c.file, "seconds=0.2", "exit=3", "quiet", NULL);
+    h_pyflame_runl(&r, 20, "-t", py->path, c.file, "seconds=0.5", "exit=3", "quiet", NULL);
     ck_assert_msg(!r.timed_out && r.status == 3, "[%s] -t with a command that exits 3: want exit 3: %s",
                   H_CTX(py), h_result_str(&r));
     ck_assert_msg(h_parse_collapsed(r.out, &p) == 0 && cpu_known(&p, &c) > 0,

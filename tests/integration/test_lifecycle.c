@@ -142,7 +142,7 @@ START_TEST(test_target_signals)
         char pid[16];
         h_pidstr(t->pid, pid);
         h_result r;
-        h_pyflame_runl(&r, 30, "--threads", "-s", "-1", "-r", "0.002", "-p", pid, NULL);
+        h_pyflame_runl(&r, 90, "--threads", "-s", "-1", "-r", "0.002", "-p", pid, NULL);
         ck_assert_msg(r.status == 0, "[%s] %s: %s", H_CTX(py), modes[m], h_result_str(&r));
         int st = h_proc_wait(t, 10);
         drain(t);
@@ -329,7 +329,7 @@ int main(void)
     h_init();
     Suite *s = suite_create("lifecycle");
     TCase *tc = tcase_create("per-python");
-    tcase_set_timeout(tc, 90);
+    tcase_set_timeout(tc, 180);
     int n = h_python_count();
     tcase_add_loop_test(tc, test_exit_status, 0, n);
     tcase_add_loop_test(tc, test_fork_chain, 0, n);

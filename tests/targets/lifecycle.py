@@ -115,7 +115,7 @@ def setuid():
     def keep_setting_uid(threads):
         while any(t.is_alive() for t in threads):
             os.setuid(os.getuid())
-            time.sleep(0.005)
+            time.sleep(0.02)
 
     say("result %d" % run_threads(int(40 * SECONDS), keep_setting_uid))
 
