@@ -12,7 +12,6 @@
 
 #define CODECACHE_SLOTS 4096          /* direct-mapped, power of two */
 #define LINETABLE_MAX   (1u << 20)    /* bytes of line table we accept */
-#define CODECACHE_TRUST_NS 200000000ULL /* how long a checked entry is believed */
 
 struct codecache {
     struct code_info slot[CODECACHE_SLOTS];
@@ -162,12 +161,10 @@ struct code_info *codecache_get(struct pyreader *r, uint64_t addr)
     const struct abi_offsets *o = &r->off;
     unsigned char buf[512];
     struct code_info *c = &r->cache->slot[((addr >> 4) * 0x9e3779b97f4a7c15ULL) >> 52 & (CODECACHE_SLOTS - 1)];
-    /* A live frame keeps its code object alive; for the same address to hold
-     * another code object, this one must have been freed and the memory
-     * reused.  Checking that costs a read per frame, so an entry checked less
-     * than CODECACHE_TRUST_NS ago is believed. */
-    if (c->addr == addr && addr && r->now_ns && r->now_ns - c->checked_ns < CODECACHE_TRUST_NS)
-        return c;
+    /* Every use is checked against the target: code objects are freed and
+     * their memory reused for other code objects (exec, compile, imports),
+     * and a stale entry would put wrong names on real stacks.  The read is
+     * usually served by this tick's page cache. */
     if (!addr || (addr & 7) || r->code_len > sizeof(buf) || mem_read(r->mem, addr, buf, r->code_len) < 0)
         return NULL;
     if (r->target->code_type && rd64(buf, o->object_type) != r->target->code_type)
@@ -179,10 +176,8 @@ struct code_info *codecache_get(struct pyreader *r, uint64_t addr)
     int32_t firstlineno = (int32_t)rd32(buf, o->code_firstlineno);
 
     if (c->addr == addr && c->filename_p == filename_p && c->name_p == name_p &&
-        c->qualname_p == qualname_p && c->linetable_p == linetable_p && c->firstlineno == firstlineno) {
-        c->checked_ns = r->now_ns;
+        c->qualname_p == qualname_p && c->linetable_p == linetable_p && c->firstlineno == firstlineno)
         return c;
-    }
 
     /* Miss: read the names and the line table, then replace the slot. */
     uint32_t file = intern_name(r, filename_p);
@@ -209,7 +204,6 @@ struct code_info *codecache_get(struct pyreader *r, uint64_t addr)
     for (int i = 0; i < 4; i++)
         c->memo_off[i] = INT32_MIN;
     c->memo_next = 0;
-    c->checked_ns = r->now_ns;
     return c;
 }
 

@@ -1,10 +1,10 @@
 /*
  * codecache.h - what the readers know about code objects, keyed by the
  * code object's address: names (interned in the profile) and the line table.
- * An entry is checked against the target (the name, file and line-table
- * pointers and co_firstlineno must be unchanged) when it is used and was last
- * checked more than 200 ms ago, so a code object freed and replaced at the
- * same address is noticed within that time.  The cache has a fixed size.
+ * An entry is checked against the target on every use (the name, file and
+ * line-table pointers and co_firstlineno must be unchanged), so a code object
+ * freed and replaced at the same address is noticed.  The cache has a fixed
+ * size.
  */
 #ifndef PYFLAME_CODECACHE_H
 #define PYFLAME_CODECACHE_H
@@ -22,7 +22,6 @@ struct code_info {
     /* the last few offset -> line answers (decoding a table is linear) */
     int32_t memo_off[4], memo_line[4];
     uint32_t memo_next;
-    uint64_t checked_ns;               /* when it was last checked against the target */
 };
 
 /* The line of the instruction at byte offset `offset` of this code object. */

@@ -54,7 +54,6 @@ struct pyreader {
     size_t frame_len;              /* bytes of a frame worth reading */
     size_t code_len;               /* bytes of a code object worth reading */
     int debug_offsets_checked;     /* 3.13+: 1 ok, -1 mismatch reported */
-    uint64_t now_ns;               /* CLOCK_MONOTONIC of the current tick (set by the caller) */
     char warning[256];             /* a one-time note for the user, "" if none */
     /* the frames visited by the last walk, for reader_verify (non-blocking mode) */
     int record_trail;

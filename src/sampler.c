@@ -798,7 +798,6 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
             }
             size_t before = s.ntt;
             mem_cache_reset(&sp->mem);   /* this tick's memory */
-            sp->reader.now_ns = clock_ns(CLOCK_MONOTONIC);
             int up = sample_process(&s, sp);
             if (!o->nonblocking)
                 stopper_resume(&s.st, sp->pid);
