@@ -597,12 +597,13 @@ int perf_native_run(pid_t pid, double seconds, struct profile *p, struct error *
 
     char dir[] = "/tmp/pyflame-native-XXXXXX";
     int have_dir = 0;
+    int64_t mono_to_real = 0;
     if (!mkdtemp(dir)) {
         rc = error_set(e, -errno, "cannot create a temporary directory: %s", strerror(errno));
         goto deactivate;
     }
     have_dir = 1;
-    int64_t mono_to_real = (int64_t)clock_ns(CLOCK_REALTIME) - (int64_t)clock_ns(CLOCK_MONOTONIC);
+    mono_to_real = (int64_t)clock_ns(CLOCK_REALTIME) - (int64_t)clock_ns(CLOCK_MONOTONIC);
     const char *fenv = getenv("PYFLAME_NATIVE_FREQ");
     int freq = fenv && atoi(fenv) > 0 ? atoi(fenv) : 199;
     profile_meta(p)->period_ns = 1000000000u / (uint64_t)freq;
