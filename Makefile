@@ -157,7 +157,7 @@ clean:
 LONG_SCRIPTS := $(wildcard tests/long/*.sh)
 check-long: all check-valgrind
 	@set -e; for t in $(LONG_SCRIPTS); do echo "== $$t"; PYFLAME=$(CURDIR)/pyflame bash $$t; done
-	$(MAKE) --no-print-directory BUILD=build-asan PYFLAME_BIN=build-asan/pyflame \
-	    FLAMEGRAPH_BIN=build-asan/flamegraph check \
+	$(MAKE) --no-print-directory BUILD=build-asan PYFLAME_BIN=build-asan/bin/pyflame \
+	    FLAMEGRAPH_BIN=build-asan/bin/flamegraph check \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined"
