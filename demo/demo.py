@@ -1,7 +1,8 @@
 """A small program with a known shape, for `make demo`.
 
-About three quarters of its time goes to parse_records() and one quarter to
-summarize(); a worker thread sleeps most of the time.  Runs for ~3 seconds.
+Most of its time goes to parse_records() (and tokenize() under it), the rest
+to summarize(); a worker thread sleeps most of the time.  Runs for the number
+of seconds given (default 3).
 """
 import sys
 import threading
