@@ -92,7 +92,7 @@ def main():
                 for n in range(nextra)]
     for t in threads:
         t.start()
-    print("ready", flush=True)
+    print("ready\n", end="", flush=True)  # one write, even when unbuffered
 
     ret, err = 0, 0
     if mode == "read":

@@ -42,7 +42,7 @@ def work(n):
 def main():
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
     install_hook()
-    print("ready", flush=True)
+    print("ready\n", end="", flush=True)  # one write, even when unbuffered
     end = time.time() + seconds
     total = 0
     while time.time() < end:

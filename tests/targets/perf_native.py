@@ -39,7 +39,7 @@ def main():
 
     t = threading.Thread(target=hasher, name="hasher")
     t.start()
-    print("ready", flush=True)
+    print("ready\n", end="", flush=True)  # one write, even when unbuffered
     while time.time() < deadline:
         out["c"] = compress_loop(min(deadline, time.time() + 0.2))
     t.join()
