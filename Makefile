@@ -91,7 +91,8 @@ $(FLAMEGRAPH_BIN): $(BUILD)/flamegraph/main.o $(LIB)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread -lm)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:%.c=$(BUILD)/%)
-INTEG_SRC := $(wildcard tests/integration/test_*.c)
+# test_perf runs on its own (make check-perf, src/perf.mk): see its note there.
+INTEG_SRC := $(filter-out tests/integration/test_perf.c,$(wildcard tests/integration/test_*.c))
 INTEG_BIN := $(INTEG_SRC:%.c=$(BUILD)/%)
 HARNESS_OBJ := $(BUILD)/tests/integration/harness.o
 
