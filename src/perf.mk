@@ -3,7 +3,7 @@
 # The Makefile includes */module.mk only: add `-include src/perf.mk` to it.
 #
 #   make check-perf        tests/integration/test_perf alone (20 on/off cycles)
-#   make check-perf-long   the same with 100 on/off cycles (also run by check-long)
+#   make check-perf-long   the same with 100 on/off cycles
 
 .PHONY: check-perf check-perf-long
 check-perf: $(PYFLAME_BIN) $(BUILD)/tests/integration/test_perf
