@@ -446,9 +446,10 @@ static int attach_error(pid_t pid, int rc, struct error *e)
                     tracer = strtol(buf + 10, NULL, 10);
             fclose(f);
             if (tracer > 0 && tids[i] != pid) {
+                pid_t tid = tids[i];
                 free(tids);
                 return error_set(e, rc, "Failed to seize PID %d: its thread %d is already traced "
-                                 "by PID %ld", (int)pid, (int)tids[i], tracer);
+                                 "by PID %ld", (int)pid, (int)tid, tracer);
             }
         }
         free(tids);
