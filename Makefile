@@ -40,7 +40,7 @@ LIB       := $(BUILD)/libpyflame.a
 
 .PHONY: check-valgrind
 # The unit tests under Valgrind (no fork, so Valgrind sees every test).
-check-valgrind: $(FLAMEGRAPH_BIN) $(UNIT_BIN)
+check-valgrind: $(FLAMEGRAPH_BIN) utils/flamechart2chrome $(UNIT_BIN)
 	@if ! command -v valgrind >/dev/null; then echo "SKIP check-valgrind: valgrind not installed"; \
 	else set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
 	    FLAMEGRAPH=$(CURDIR)/$(FLAMEGRAPH_BIN) CK_FORK=no PYFLAME_OFFLINE=1 PYFLAME_NO_TIMING=1 valgrind -q --error-exitcode=1 \
@@ -114,7 +114,7 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(HARNESS_OBJ) $(LIB)
 check: all check-test-deps check-unit check-integration
 	@echo "pyflame: all tests passed"
 
-check-unit: $(FLAMEGRAPH_BIN) $(UNIT_BIN)
+check-unit: $(FLAMEGRAPH_BIN) utils/flamechart2chrome $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; \
 	    FLAMEGRAPH=$(CURDIR)/$(FLAMEGRAPH_BIN) CK_FORK=yes $$t; done
 	@echo "== tests/unit/test_flamegraph_browser.sh"

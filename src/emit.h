@@ -88,5 +88,8 @@ size_t emit_round_of(const struct emit_round *r, size_t n, uint32_t tick);
 /* Write s as a JSON string literal (quotes included), escaping what JSON needs and
  * replacing invalid UTF-8 with U+FFFD. */
 void emit_json_string(FILE *out, const char *s);
+/* The same for s[0..len).  The bytes must be followed by a NUL somewhere: the
+ * UTF-8 check may look up to three bytes ahead but never past a NUL. */
+void emit_json_stringn(FILE *out, const char *s, size_t len);
 
 #endif

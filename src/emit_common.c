@@ -142,11 +142,11 @@ static size_t utf8_seq_len(const unsigned char *s)
     return 0;
 }
 
-void emit_json_string(FILE *out, const char *s)
+void emit_json_stringn(FILE *out, const char *s, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)s;
+    const unsigned char *u = (const unsigned char *)s, *end = u + len;
     putc('"', out);
-    while (*u) {
+    while (u < end) {
         unsigned char c = *u;
         if (c == '"' || c == '\\') {
             putc('\\', out);
@@ -160,7 +160,7 @@ void emit_json_string(FILE *out, const char *s)
             u++;
         } else {
             size_t n = utf8_seq_len(u);
-            if (n == 0) {
+            if (n == 0 || n > (size_t)(end - u)) {
                 fputs("\\ufffd", out);
                 u++;
             } else {
@@ -170,6 +170,11 @@ void emit_json_string(FILE *out, const char *s)
         }
     }
     putc('"', out);
+}
+
+void emit_json_string(FILE *out, const char *s)
+{
+    emit_json_stringn(out, s, strlen(s));
 }
 
 static int emit_round_cmp(const void *a, const void *b)

@@ -47,24 +47,29 @@ static void sleep_us(long us)
         ;
 }
 
-int rcall_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
+/* Moves len bytes between buf and the target at addr: process_vm_{read,write}v
+ * first, /proc/PID/mem when that is refused (e.g. a read-only text page). */
+static int rcall_xfer(pid_t pid, uint64_t addr, void *buf, size_t len, int write)
 {
-    struct iovec local = { (void *)buf, len };
+    struct iovec local = { buf, len };
     struct iovec remote = { (void *)(uintptr_t)addr, len };
-    ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+    ssize_t n = write ? process_vm_writev(pid, &local, 1, &remote, 1, 0)
+                      : process_vm_readv(pid, &local, 1, &remote, 1, 0);
     if (n == (ssize_t)len)
         return 0;
     if (n < 0 && errno == ESRCH)
         return -ESRCH;
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? -ESRCH : -errno;
     size_t done = 0;
     int rc = 0;
     while (done < len) {
-        n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(addr + done));
+        char *p = (char *)buf + done;
+        n = write ? pwrite(fd, p, len - done, (off_t)(addr + done))
+                  : pread(fd, p, len - done, (off_t)(addr + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -77,24 +82,14 @@ int rcall_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
     return rc;
 }
 
+int rcall_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
+{
+    return rcall_xfer(pid, addr, (void *)buf, len, 1);
+}
+
 int rcall_read(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
-    struct iovec local = { buf, len };
-    struct iovec remote = { (void *)(uintptr_t)addr, len };
-    ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-    if (n == (ssize_t)len)
-        return 0;
-    if (n < 0 && errno == ESRCH)
-        return -ESRCH;
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? -ESRCH : -errno;
-    n = pread(fd, buf, len, (off_t)addr);
-    int rc = n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EFAULT);
-    close(fd);
-    return rc;
+    return rcall_xfer(pid, addr, buf, len, 0);
 }
 
 static void block_signals(struct rcall_thread *t)

@@ -40,6 +40,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "emit.h"
+
 #define DEFAULT_PERIOD_US 10000ULL
 #define SYNTH_TID_BASE 1000000000LL
 
@@ -48,59 +50,10 @@
 static FILE *out;
 static int first_event = 1;
 
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
-            return 0;
-        return 3;
-    }
-    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
-/* s[0..len) as a JSON string; invalid UTF-8 becomes U+FFFD.  The bytes must
- * be followed by a NUL somewhere (the UTF-8 check never reads past one). */
+/* s[0..len) as a JSON string (src/emit_common.c). */
 static void json_str(const char *s, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)s, *end = u + len;
-    putc('"', out);
-    while (u < end) {
-        unsigned char c = *u;
-        if (c == '"' || c == '\\') {
-            putc('\\', out);
-            putc(c, out);
-            u++;
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(out, "\\u%04x", c);
-            u++;
-        } else if (c < 0x80) {
-            putc(c, out);
-            u++;
-        } else {
-            size_t n = utf8_len(u);
-            if (n == 0 || u + n > end) {
-                fputs("\\ufffd", out);
-                u++;
-            } else {
-                fwrite(u, 1, n, out);
-                u += n;
-            }
-        }
-    }
-    putc('"', out);
+    emit_json_stringn(out, s, len);
 }
 
 static void sep(void)

@@ -1,7 +1,7 @@
 # utils/flamechart2chrome.mk - the --flamechart to Chrome trace converter.
 #
-#   make utils      build utils/flamechart2chrome (a standalone C program:
-#                   no libpyflame, no dependencies)
+#   make utils      build utils/flamechart2chrome (links libpyflame for its
+#                   JSON string writer)
 #
 # Needs including from utils/module.mk or the Makefile (which include only
 # */module.mk):   -include utils/flamechart2chrome.mk
@@ -9,8 +9,8 @@
 .PHONY: utils
 utils: utils/flamechart2chrome
 
-utils/flamechart2chrome: utils/flamechart2chrome.c
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDFLAGS)
+utils/flamechart2chrome: utils/flamechart2chrome.c $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS_BASE)
 
 clean: clean-flamechart2chrome
 .PHONY: clean-flamechart2chrome

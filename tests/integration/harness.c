@@ -145,6 +145,21 @@ char *h_read_file(const char *path, size_t *len)
     return buf;
 }
 
+void h_snprintf(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+}
+
+void h_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
 char *h_find_program(const char *name, char *out)
 {
     const char *path = getenv("PATH");

@@ -215,6 +215,10 @@ int h_match(const char *regex, const char *s);
 int h_count_lines(const char *s);
 /* 1 if s is exactly one non-empty line ending in '\n'. */
 int h_is_one_line(const char *s);
+/* snprintf whose truncation is fine (short paths; keeps -Wformat-truncation quiet). */
+void h_snprintf(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Sleeps ms milliseconds, across signals. */
+void h_sleep_ms(int ms);
 /* Absolute path of an executable NAME found in PATH into out, or NULL. */
 char *h_find_program(const char *name, char *out);
 /* A temporary directory of this process (under the suite's directory made by

@@ -31,27 +31,11 @@
 
 #include "harness.h"
 
-static void xsnprintf(char *dst, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void xsnprintf(char *dst, size_t cap, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(dst, cap, f, ap);
-    va_end(ap);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
 /* Parent PID of pid from /proc/PID/stat, or -1. */
 static pid_t ppid_of(pid_t pid)
 {
     char path[64];
-    xsnprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    h_snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     char *s = h_read_file(path, NULL);
     if (!s)
         return -1;
@@ -76,7 +60,7 @@ static pid_t find_descendant(pid_t root, const char *comm)
             continue;
         pid_t pid = (pid_t)atoi(de->d_name);
         char path[64];
-        xsnprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+        h_snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
         char *c = h_read_file(path, NULL);
         if (!c)
             continue;
@@ -166,7 +150,7 @@ static void expect_host_tids(const char *out, pid_t pid, const char *ctx)
         ck_assert_msg(open != NULL, "%s: root frame without (TID): %.100s", ctx, l);
         long tid = strtol(open + 1, NULL, 10);
         char path[64];
-        xsnprintf(path, sizeof(path), "/proc/%d/task/%ld", (int)pid, tid);
+        h_snprintf(path, sizeof(path), "/proc/%d/task/%ld", (int)pid, tid);
         struct stat st;
         ck_assert_msg(tid > 0 && stat(path, &st) == 0,
                       "%s: thread root \"%.60s\" names TID %ld, which is not a task of host PID %d (a TID from "
@@ -199,30 +183,30 @@ START_TEST(test_container)
     }
     /* The namespace-only directory: empty on the host. */
     char ns[PATH_MAX];
-    xsnprintf(ns, sizeof(ns), "%s/ns%d", h_tmpdir(), _i);
+    h_snprintf(ns, sizeof(ns), "%s/ns%d", h_tmpdir(), _i);
     ck_assert(mkdir(ns, 0755) == 0);
     char cpu[PATH_MAX];
     h_target_path("cpu.py", cpu);
 
     char script[8 * PATH_MAX], exe[PATH_MAX], comm[16];
     if (v->is_static) {
-        xsnprintf(exe, sizeof(exe), "%s/python-ns", ns);
-        xsnprintf(script, sizeof(script),
+        h_snprintf(exe, sizeof(exe), "%s/python-ns", ns);
+        h_snprintf(script, sizeof(script),
                   "set -e; mount -t tmpfs none '%s'; cp '%s' '%s'; cp '%s' '%s/cpu_ns.py'; "
                   "'%s' '%s/cpu_ns.py'", ns, py->real, exe, cpu, ns, exe, ns);
         snprintf(comm, sizeof(comm), "python-ns");
     } else {
         /* py->real is PREFIX/bin/pythonX.Y */
         char prefix[PATH_MAX];
-        xsnprintf(prefix, sizeof(prefix), "%s", py->real);
+        h_snprintf(prefix, sizeof(prefix), "%s", py->real);
         for (int k = 0; k < 2; k++) {
             char *slash = strrchr(prefix, '/');
             ck_assert(slash != NULL);
             *slash = '\0';
         }
         const char *base = strrchr(py->real, '/') + 1;
-        xsnprintf(exe, sizeof(exe), "%s/py/bin/%s", ns, base);
-        xsnprintf(script, sizeof(script),
+        h_snprintf(exe, sizeof(exe), "%s/py/bin/%s", ns, base);
+        h_snprintf(script, sizeof(script),
                   "set -e; mount -t tmpfs none '%s'; mkdir '%s/py'; mount --bind '%s' '%s/py'; "
                   "cp '%s' '%s/cpu_ns.py'; mount -t tmpfs none '%s'; "
                   "LD_LIBRARY_PATH='%s/py/lib' PYTHONHOME='%s/py' '%s' '%s/cpu_ns.py'",
@@ -237,7 +221,7 @@ START_TEST(test_container)
     for (int i = 0; i < 200 && !pid; i++) {
         pid = find_descendant(u->pid, comm);
         if (!pid)
-            sleep_ms(10);
+            h_sleep_ms(10);
     }
     ck_assert_msg(pid > 0, "[%s] %s: no process \"%s\" under unshare (PID %d)", H_CTX(py), v->what, comm,
                   (int)u->pid);
@@ -246,13 +230,13 @@ START_TEST(test_container)
     struct stat st;
     ck_assert_msg(stat(exe, &st) != 0, "[%s] %s exists on the host: the test proves nothing", H_CTX(py), exe);
     char maps[64];
-    xsnprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
+    h_snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
     char *m = h_read_file(maps, NULL);
     ck_assert_msg(m && strstr(m, ns) != NULL, "[%s] the target's maps do not show %s:\n%.1500s", H_CTX(py), ns,
                   m ? m : "(unreadable)");
     free(m);
     char nspid[64];
-    xsnprintf(nspid, sizeof(nspid), "/proc/%d/status", (int)pid);
+    h_snprintf(nspid, sizeof(nspid), "/proc/%d/status", (int)pid);
     char *status = h_read_file(nspid, NULL);
     const char *np = status ? strstr(status, "NSpid:") : NULL;
     h_note("[%s] %s: host PID %d, %.*s", H_CTX(py), v->what, (int)pid, np ? (int)strcspn(np, "\n") : 8,
@@ -260,34 +244,34 @@ START_TEST(test_container)
     free(status);
 
     char file[PATH_MAX], pidstr[16], ctx[256];
-    xsnprintf(file, sizeof(file), "%s/cpu_ns.py", ns);
+    h_snprintf(file, sizeof(file), "%s/cpu_ns.py", ns);
     h_pidstr(pid, pidstr);
 
     h_result r;
     h_pyflame_runl(&r, 20, "-s", "0.5", "-p", pidstr, NULL);
-    xsnprintf(ctx, sizeof(ctx), "[%s] %s: pyflame -p %s", H_CTX(py), v->what, pidstr);
+    h_snprintf(ctx, sizeof(ctx), "[%s] %s: pyflame -p %s", H_CTX(py), v->what, pidstr);
     ck_assert_msg(r.status == 0 && r.err_len == 0, "%s: %s", ctx, h_result_str(&r));
     expect_chain(r.out, file, ctx, 0);
     h_result_free(&r);
 
     h_pyflame_runl(&r, 20, "--per-thread", "-s", "0.3", "-p", pidstr, NULL);
-    xsnprintf(ctx, sizeof(ctx), "[%s] %s: pyflame --per-thread -p %s", H_CTX(py), v->what, pidstr);
+    h_snprintf(ctx, sizeof(ctx), "[%s] %s: pyflame --per-thread -p %s", H_CTX(py), v->what, pidstr);
     ck_assert_msg(r.status == 0 && r.err_len == 0, "%s: %s", ctx, h_result_str(&r));
     expect_chain(r.out, file, ctx, 1);
     expect_host_tids(r.out, pid, ctx);
     h_result_free(&r);
 
     h_pyflame_runl(&r, 20, "--threads", "-x", "-s", "0.3", "-p", pidstr, NULL);
-    xsnprintf(ctx, sizeof(ctx), "[%s] %s: pyflame --threads -x -p %s", H_CTX(py), v->what, pidstr);
+    h_snprintf(ctx, sizeof(ctx), "[%s] %s: pyflame --threads -x -p %s", H_CTX(py), v->what, pidstr);
     ck_assert_msg(r.status == 0 && r.err_len == 0, "%s: %s", ctx, h_result_str(&r));
     expect_chain(r.out, file, ctx, 0);
     h_result_free(&r);
 
     h_pyflame_runl(&r, 20, "-d", "-p", pidstr, NULL);
-    xsnprintf(ctx, sizeof(ctx), "[%s] %s: pyflame -d -p %s", H_CTX(py), v->what, pidstr);
+    h_snprintf(ctx, sizeof(ctx), "[%s] %s: pyflame -d -p %s", H_CTX(py), v->what, pidstr);
     ck_assert_msg(r.status == 0 && r.err_len == 0, "%s: %s", ctx, h_result_str(&r));
     char want[PATH_MAX + 16];
-    xsnprintf(want, sizeof(want), "%s:leaf:", file);
+    h_snprintf(want, sizeof(want), "%s:leaf:", file);
     ck_assert_msg(strstr(r.out, want) != NULL, "%s: the dump does not show %s: %.500s", ctx, want, r.out);
     h_result_free(&r);
 

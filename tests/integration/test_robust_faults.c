@@ -45,22 +45,6 @@ static const struct mix {
 };
 #define NMIX ((int)(sizeof(mixes) / sizeof(mixes[0])))
 
-static void xsnprintf(char *dst, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void xsnprintf(char *dst, size_t cap, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(dst, cap, f, ap);
-    va_end(ap);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
 static int have_time(void)
 {
     return access("/usr/bin/time", X_OK) == 0;
@@ -76,10 +60,10 @@ struct run {
 static void run_start(struct run *r, const h_python *py, int mix, int threads, pid_t target, int idx)
 {
     char env[128], pid[16];
-    xsnprintf(env, sizeof(env), "PYFLAME_TEST_FAULTS=%s", mixes[mix].faults);
+    h_snprintf(env, sizeof(env), "PYFLAME_TEST_FAULTS=%s", mixes[mix].faults);
     h_pidstr(target, pid);
-    xsnprintf(r->out, sizeof(r->out), "%s/out.%d.%d.txt", h_tmpdir(), idx, threads);
-    xsnprintf(r->rss, sizeof(r->rss), "%s/rss.%d.%d.txt", h_tmpdir(), idx, threads);
+    h_snprintf(r->out, sizeof(r->out), "%s/out.%d.%d.txt", h_tmpdir(), idx, threads);
+    h_snprintf(r->rss, sizeof(r->rss), "%s/rss.%d.%d.txt", h_tmpdir(), idx, threads);
     unlink(r->out);
     unlink(r->rss);
     const char *argv[24];
@@ -103,7 +87,7 @@ static void run_start(struct run *r, const h_python *py, int mix, int threads, p
     argv[n++] = "-p";
     argv[n++] = pid;
     argv[n] = NULL;
-    xsnprintf(r->desc, sizeof(r->desc), "[%s] PYFLAME_TEST_FAULTS=%s pyflame%s -s 1 -p %s", H_CTX(py),
+    h_snprintf(r->desc, sizeof(r->desc), "[%s] PYFLAME_TEST_FAULTS=%s pyflame%s -s 1 -p %s", H_CTX(py),
               mixes[mix].faults, threads ? " --threads" : "", pid);
     r->proc = h_spawn(argv, NULL, 0);
 }
@@ -115,7 +99,7 @@ static void run_check(struct run *r, int mix, h_proc *target)
     ck_assert_msg(st != -1, "%s: still running after %.0f s (hang); stderr: %s", r->desc, RUN_TIMEOUT,
                   h_proc_stderr(r->proc));
     char err[4096];
-    xsnprintf(err, sizeof(err), "%s", h_proc_stderr(r->proc));
+    h_snprintf(err, sizeof(err), "%s", h_proc_stderr(r->proc));
     char *rss = h_read_file(r->rss, NULL);
     /* /usr/bin/time reports a signal as "Command terminated by signal N". */
     ck_assert_msg(!rss || !strstr(rss, "signal"), "%s: pyflame crashed: %s; stderr: %s", r->desc, rss, err);
@@ -191,8 +175,8 @@ START_TEST(test_faults)
     h_target_path("robust_busy.py", script);
     for (int k = 0; k < 2 * NMIX; k++) {
         char stoparg[PATH_MAX + 8];
-        xsnprintf(stops[k], sizeof(stops[k]), "%s/stop.%d", h_tmpdir(), k);
-        xsnprintf(stoparg, sizeof(stoparg), "stop=%s", stops[k]);
+        h_snprintf(stops[k], sizeof(stops[k]), "%s/stop.%d", h_tmpdir(), k);
+        h_snprintf(stoparg, sizeof(stoparg), "stop=%s", stops[k]);
         const char *argv[] = { py->path, script, "threads=1", stoparg, NULL };
         targets[k] = h_spawn(argv, NULL, 0);
     }
@@ -215,7 +199,7 @@ START_TEST(test_faults)
     static const char *const dump_mixes[] = { "corrupt=0.5,seed=9", "fail=1.0", "truncate=0.5,seed=2" };
     for (size_t k = 0; k < sizeof(dump_mixes) / sizeof(dump_mixes[0]); k++) {
         char env[128], pid[16];
-        xsnprintf(env, sizeof(env), "PYFLAME_TEST_FAULTS=%s", dump_mixes[k]);
+        h_snprintf(env, sizeof(env), "PYFLAME_TEST_FAULTS=%s", dump_mixes[k]);
         h_pidstr(targets[0]->pid, pid);
         const char *argv[] = { "env", env, h_pyflame(), "-d", "-p", pid, NULL };
         h_result r;
@@ -230,7 +214,7 @@ START_TEST(test_faults)
     }
     for (int k = 0; k < 2 * NMIX; k++) {
         char ctx[256];
-        xsnprintf(ctx, sizeof(ctx), "[%s] target of %s%s", H_CTX(py), mixes[k % NMIX].faults,
+        h_snprintf(ctx, sizeof(ctx), "[%s] target of %s%s", H_CTX(py), mixes[k % NMIX].faults,
                   k >= NMIX ? " --threads" : "");
         target_finish(targets[k], stops[k], ctx);
         h_proc_stop(targets[k]);
@@ -246,6 +230,5 @@ int main(void)
     tcase_set_timeout(tc, 90);
     tcase_add_loop_test(tc, test_faults, 0, h_python_count());
     suite_add_tcase(s, tc);
-    (void)sleep_ms;
     return h_run_suite(s);
 }

@@ -38,23 +38,6 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* snprintf that may truncate (paths are short here; no -Wformat-truncation). */
-static void xsnprintf(char *dst, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void xsnprintf(char *dst, size_t cap, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(dst, cap, f, ap);
-    va_end(ap);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
 /* A one-line error and exit 1, nothing on stdout, quickly. */
 static void expect_error(h_result *r, const char *ctx)
 {
@@ -75,7 +58,7 @@ static void expect_untouched(h_proc *t, const char *ctx)
 static long tracer_of(pid_t pid, pid_t tid)
 {
     char path[128];
-    xsnprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+    h_snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
     char *s = h_read_file(path, NULL);
     if (!s)
         return -1;
@@ -89,7 +72,7 @@ static long tracer_of(pid_t pid, pid_t tid)
 static int mentions_number(const char *s, long n)
 {
     char num[32];
-    xsnprintf(num, sizeof(num), "%ld", n);
+    h_snprintf(num, sizeof(num), "%ld", n);
     size_t l = strlen(num);
     for (const char *p = s; (p = strstr(p, num)); p++)
         if ((p == s || !isdigit((unsigned char)p[-1])) && !isdigit((unsigned char)p[l]))
@@ -102,8 +85,8 @@ static const char *compile_c(const char *name, const char *src)
 {
     static char exe[PATH_MAX];
     char cfile[PATH_MAX];
-    xsnprintf(cfile, sizeof(cfile), "%s/%s.c", h_tmpdir(), name);
-    xsnprintf(exe, sizeof(exe), "%s/%s", h_tmpdir(), name);
+    h_snprintf(cfile, sizeof(cfile), "%s/%s.c", h_tmpdir(), name);
+    h_snprintf(exe, sizeof(exe), "%s/%s", h_tmpdir(), name);
     FILE *f = fopen(cfile, "w");
     ck_assert_msg(f != NULL, "cannot write %s", cfile);
     fputs(src, f);
@@ -163,12 +146,12 @@ START_TEST(test_bad_pid_values)
     const char *v = bad_pids[_i];
     char ctx[128];
     h_result r;
-    xsnprintf(ctx, sizeof(ctx), "-p '%s'", v);
+    h_snprintf(ctx, sizeof(ctx), "-p '%s'", v);
     h_pyflame_runl(&r, 10, "-s", "0.2", "-p", v, NULL);
     expect_error(&r, ctx);
     h_result_free(&r);
     if (v[0] && v[0] != '-') {   /* as a bare PID (a leading '-' is an option) */
-        xsnprintf(ctx, sizeof(ctx), "bare PID '%s'", v);
+        h_snprintf(ctx, sizeof(ctx), "bare PID '%s'", v);
         h_pyflame_runl(&r, 10, "-s", "0.2", v, NULL);
         ck_assert_msg(!r.timed_out && r.status == 1 && r.out_len == 0, "%s: want exit 1: %s", ctx,
                       h_result_str(&r));
@@ -218,7 +201,7 @@ START_TEST(test_kernel_thread)
         h_result r;
         h_pyflame_run(&r, 10, args);
         char ctx[64];
-        xsnprintf(ctx, sizeof(ctx), "kthreadd (%s)", modes[m][0]);
+        h_snprintf(ctx, sizeof(ctx), "kthreadd (%s)", modes[m][0]);
         expect_error(&r, ctx);
         h_result_free(&r);
     }
@@ -232,7 +215,7 @@ START_TEST(test_zombie)
     const char *argv[] = { "sh", "-c", "sleep 0 & exec sleep 60", NULL };
     h_proc *parent = h_spawn(argv, NULL, 0);
     char path[128];
-    xsnprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)parent->pid, (int)parent->pid);
+    h_snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)parent->pid, (int)parent->pid);
     pid_t zombie = 0;
     for (int i = 0; i < 500 && !zombie; i++) {
         char *c = h_read_file(path, NULL);
@@ -240,7 +223,7 @@ START_TEST(test_zombie)
         free(c);
         if (z > 0) {
             char st[128];
-            xsnprintf(st, sizeof(st), "/proc/%ld/stat", z);
+            h_snprintf(st, sizeof(st), "/proc/%ld/stat", z);
             char *s = h_read_file(st, NULL);
             const char *rp = s ? strrchr(s, ')') : NULL;
             if (rp && rp[1] == ' ' && rp[2] == 'Z')
@@ -248,7 +231,7 @@ START_TEST(test_zombie)
             free(s);
         }
         if (!zombie)
-            sleep_ms(10);
+            h_sleep_ms(10);
     }
     ck_assert_msg(zombie > 0, "could not make a zombie (no child of %d became one)", (int)parent->pid);
     char pid[16];
@@ -265,7 +248,7 @@ START_TEST(test_zombie)
         h_result r;
         h_pyflame_run(&r, 10, args);
         char ctx[64];
-        xsnprintf(ctx, sizeof(ctx), "zombie PID %s (%s)", pid, modes[m][0]);
+        h_snprintf(ctx, sizeof(ctx), "zombie PID %s (%s)", pid, modes[m][0]);
         expect_error(&r, ctx);
         h_result_free(&r);
     }
@@ -277,7 +260,7 @@ START_TEST(test_not_python)
 {
     const char *argv1[] = { "sleep", "60", NULL };
     h_proc *s = h_spawn(argv1, NULL, 0);
-    sleep_ms(50);   /* let it exec */
+    h_sleep_ms(50);   /* let it exec */
     const char *exe = compile_c("plain", plain_c);
     const char *argv2[] = { exe, NULL };
     h_proc *c = h_spawn(argv2, "ready", 10);
@@ -298,7 +281,7 @@ START_TEST(test_not_python)
             h_result r;
             h_pyflame_run(&r, 20, args);
             char ctx[256];
-            xsnprintf(ctx, sizeof(ctx), "non-Python %s (%s)", targets[i]->desc, modes[m][0]);
+            h_snprintf(ctx, sizeof(ctx), "non-Python %s (%s)", targets[i]->desc, modes[m][0]);
             expect_error(&r, ctx);
             expect_untouched(targets[i], ctx);
             h_result_free(&r);
@@ -342,7 +325,7 @@ START_TEST(test_already_traced)
         h_result r;
         h_pyflame_run(&r, 20, args);
         char ctx[128];
-        xsnprintf(ctx, sizeof(ctx), "[%s] traced by PID %d (%s)", H_CTX(py), (int)tr->pid, modes[m][0]);
+        h_snprintf(ctx, sizeof(ctx), "[%s] traced by PID %d (%s)", H_CTX(py), (int)tr->pid, modes[m][0]);
         expect_error(&r, ctx);
         ck_assert_msg(mentions_number(r.err, tr->pid), "%s: the message must name the tracer PID %d: %s", ctx,
                       (int)tr->pid, h_result_str(&r));
@@ -364,7 +347,7 @@ START_TEST(test_already_traced)
     }
     h_result_free(&r);
     h_proc_stop(tr);
-    sleep_ms(50);
+    h_sleep_ms(50);
     expect_untouched(t, "after the other tracer left");
     h_proc_stop(t);
 }
@@ -387,13 +370,13 @@ START_TEST(test_traced_by_strace)
     for (int i = 0; i < 500 && tp <= 0; i++) {
         tp = tracer_of(t->pid, t->pid);
         if (tp <= 0)
-            sleep_ms(10);
+            h_sleep_ms(10);
     }
     ck_assert_msg(tp > 0, "[%s] strace did not attach", H_CTX(py));
     h_result r;
     h_pyflame_runl(&r, 20, "-s", "0.3", "-p", pid, NULL);
     char ctx[128];
-    xsnprintf(ctx, sizeof(ctx), "[%s] traced by strace (PID %ld)", H_CTX(py), tp);
+    h_snprintf(ctx, sizeof(ctx), "[%s] traced by strace (PID %ld)", H_CTX(py), tp);
     expect_error(&r, ctx);
     ck_assert_msg(mentions_number(r.err, tp), "%s: the message must name the tracer PID %ld: %s", ctx, tp,
                   h_result_str(&r));
@@ -401,7 +384,7 @@ START_TEST(test_traced_by_strace)
     kill(st->pid, SIGINT);   /* strace detaches cleanly on SIGINT */
     h_proc_wait(st, 5);
     h_proc_stop(st);
-    sleep_ms(50);
+    h_sleep_ms(50);
     expect_untouched(t, ctx);
     h_proc_stop(t);
 }
@@ -436,16 +419,16 @@ START_TEST(test_traced_one_thread)
         h_result r;
         h_pyflame_run(&r, 20, args);
         char ctx[160];
-        xsnprintf(ctx, sizeof(ctx), "[%s] thread %d traced by PID %d (%s)", H_CTX(py), (int)traced_tid,
+        h_snprintf(ctx, sizeof(ctx), "[%s] thread %d traced by PID %d (%s)", H_CTX(py), (int)traced_tid,
                  (int)tr->pid, modes[m][0]);
         /* Right now, with the other tracer still there: no task stopped, and
          * no task traced except the other tracer's one. */
         char why[1024];
         if (h_check_running_untraced(t->pid, why, sizeof(why)) != 0) {
             char want[128];
-            xsnprintf(want, sizeof(want), "task %d of pid %d: State ", (int)traced_tid, (int)t->pid);
+            h_snprintf(want, sizeof(want), "task %d of pid %d: State ", (int)traced_tid, (int)t->pid);
             char tpid[32];
-            xsnprintf(tpid, sizeof(tpid), ", TracerPid %d", (int)tr->pid);
+            h_snprintf(tpid, sizeof(tpid), ", TracerPid %d", (int)tr->pid);
             int only_that_one = strchr(why, ';') == NULL && strncmp(why, want, strlen(want)) == 0 &&
                                 strstr(why, tpid) != NULL && strstr(why, "stop") == NULL;
             ck_assert_msg(only_that_one, "%s: target harmed while the other tracer holds thread %d: %s", ctx,
@@ -467,7 +450,7 @@ START_TEST(test_traced_one_thread)
         h_result_free(&r);
     }
     h_proc_stop(tr);
-    sleep_ms(50);
+    h_sleep_ms(50);
     expect_untouched(t, "after the other tracer left");
     h_proc_stop(t);
     ck_assert_msg(ml == 0, "%s", msgs);
@@ -528,16 +511,16 @@ START_TEST(test_output_missing_dir_and_dir)
     const h_python *py = h_python_default();
     h_proc *t = h_target_startl(py, "cpu.py", NULL);
     char out[PATH_MAX];
-    xsnprintf(out, sizeof(out), "%s/no/such/dir/out.txt", h_tmpdir());
+    h_snprintf(out, sizeof(out), "%s/no/such/dir/out.txt", h_tmpdir());
     expect_output_refused(t, out, "-o into a missing directory", NULL);
-    xsnprintf(out, sizeof(out), "%s/no-such-dir/out.svg", h_tmpdir());
+    h_snprintf(out, sizeof(out), "%s/no-such-dir/out.svg", h_tmpdir());
     expect_output_refused(t, out, "-o out.svg into a missing directory", NULL);
     expect_output_refused(t, h_tmpdir(), "-o onto a directory", NULL);
     /* A path through a regular file. */
     char file[PATH_MAX];
-    xsnprintf(file, sizeof(file), "%s/plainfile", h_tmpdir());
+    h_snprintf(file, sizeof(file), "%s/plainfile", h_tmpdir());
     write_file(file, "x\n", 0644);
-    xsnprintf(out, sizeof(out), "%s/out.txt", file);
+    h_snprintf(out, sizeof(out), "%s/out.txt", file);
     expect_output_refused(t, out, "-o under a regular file", NULL);
     h_proc_stop(t);
 }
@@ -550,10 +533,10 @@ START_TEST(test_output_readonly_mount)
         return;
     }
     char dir[PATH_MAX];
-    xsnprintf(dir, sizeof(dir), "%s/ro", h_tmpdir());
+    h_snprintf(dir, sizeof(dir), "%s/ro", h_tmpdir());
     ck_assert(mkdir(dir, 0755) == 0);
     char out[PATH_MAX];
-    xsnprintf(out, sizeof(out), "%s/profile.txt", dir);
+    h_snprintf(out, sizeof(out), "%s/profile.txt", dir);
     write_file(out, "earlier profile 1\n", 0644);
     if (mount(dir, dir, NULL, MS_BIND, NULL) != 0 ||
         mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0) {
@@ -566,7 +549,7 @@ START_TEST(test_output_readonly_mount)
     expect_output_refused(t, out, "-o onto a file on a read-only mount", NULL);
     expect_content(out, "earlier profile 1\n", "read-only mount");
     char fresh[PATH_MAX];
-    xsnprintf(fresh, sizeof(fresh), "%s/new.txt", dir);
+    h_snprintf(fresh, sizeof(fresh), "%s/new.txt", dir);
     expect_output_refused(t, fresh, "-o into a directory on a read-only mount", NULL);
     umount2(dir, MNT_DETACH);
     h_proc_stop(t);
@@ -600,12 +583,12 @@ START_TEST(test_output_readonly_file_unprivileged)
     if (!unprivileged_ok(setpriv))
         return;
     char dir[PATH_MAX];
-    xsnprintf(dir, sizeof(dir), "%s/nobody", h_tmpdir());
+    h_snprintf(dir, sizeof(dir), "%s/nobody", h_tmpdir());
     ck_assert(mkdir(dir, 0755) == 0);
     ck_assert(chown(dir, 65534, 65534) == 0);
     chmod(h_tmpdir(), 0755);
     char out[PATH_MAX];
-    xsnprintf(out, sizeof(out), "%s/profile.txt", dir);
+    h_snprintf(out, sizeof(out), "%s/profile.txt", dir);
     write_file(out, "earlier profile 2\n", 0444);
     ck_assert(chown(out, 65534, 65534) == 0);
     const h_python *py = h_python_default();
@@ -616,9 +599,9 @@ START_TEST(test_output_readonly_file_unprivileged)
     expect_content(out, "earlier profile 2\n", "read-only file");
     /* A directory this user cannot write. */
     char rodir[PATH_MAX];
-    xsnprintf(rodir, sizeof(rodir), "%s/rodir", h_tmpdir());
+    h_snprintf(rodir, sizeof(rodir), "%s/rodir", h_tmpdir());
     ck_assert(mkdir(rodir, 0755) == 0);
-    xsnprintf(out, sizeof(out), "%s/profile.txt", rodir);
+    h_snprintf(out, sizeof(out), "%s/profile.txt", rodir);
     expect_output_refused(t, out, "-o into a read-only directory (uid 65534)", prefix);
     h_proc_stop(t);
 }
@@ -724,14 +707,14 @@ START_TEST(test_attach_while_starting)
         const char *argv[] = { py->path, script, "seconds=5", NULL };
         h_proc *t = h_spawn(argv, NULL, 0);
         if (delays_ms[d])
-            sleep_ms(delays_ms[d]);
+            h_sleep_ms(delays_ms[d]);
         char pid[16];
         h_pidstr(t->pid, pid);
         h_result r;
         const char *threads = (d & 1) ? "--threads" : "-x";
         h_pyflame_runl(&r, 20, threads, "-s", "0.2", "-r", "0.002", "-p", pid, NULL);
         char ctx[160];
-        xsnprintf(ctx, sizeof(ctx), "[%s] attach %d ms after spawn (%s)", H_CTX(py), delays_ms[d], threads);
+        h_snprintf(ctx, sizeof(ctx), "[%s] attach %d ms after spawn (%s)", H_CTX(py), delays_ms[d], threads);
         ck_assert_msg(!r.timed_out && !r.signaled && (r.status == 0 || r.status == 1), "%s: %s", ctx,
                       h_result_str(&r));
         if (r.status == 1)
@@ -760,8 +743,8 @@ START_TEST(test_finalizing)
         return;
     const h_python *py = h_python_get(_i);
     char marker[PATH_MAX], arg[PATH_MAX + 16];
-    xsnprintf(marker, sizeof(marker), "%s/finalizing.%d", h_tmpdir(), _i);
-    xsnprintf(arg, sizeof(arg), "marker=%s", marker);
+    h_snprintf(marker, sizeof(marker), "%s/finalizing.%d", h_tmpdir(), _i);
+    h_snprintf(arg, sizeof(arg), "marker=%s", marker);
     /* "ready" is printed from the atexit handler, which then spins. */
     h_proc *t = h_target_startl(py, "robust_atexit.py", arg, "seconds=0.5", NULL);
     char pid[16];
@@ -771,7 +754,7 @@ START_TEST(test_finalizing)
             struct stat st;
             int i;
             for (i = 0; i < 500 && (stat(marker, &st) != 0 || st.st_size == 0); i++)
-                sleep_ms(10);
+                h_sleep_ms(10);
             if (i == 500) {
                 h_note("[%s] the target did not reach its __del__ during finalization (%s)", H_CTX(py),
                        h_proc_stderr(t));
@@ -783,7 +766,7 @@ START_TEST(test_finalizing)
             h_pyflame_runl(&r, 20, threads ? "--threads" : "-r", threads ? "-r" : "0.005", threads ? "0.005" : "-x",
                            "-s", "0.1", "-p", pid, NULL);
             char ctx[160];
-            xsnprintf(ctx, sizeof(ctx), "[%s] target %s%s", H_CTX(py),
+            h_snprintf(ctx, sizeof(ctx), "[%s] target %s%s", H_CTX(py),
                      phase ? "finalizing (spinning in __del__)" : "in atexit (spinning)", threads ? " --threads" : "");
             ck_assert_msg(!r.timed_out && !r.signaled && (r.status == 0 || r.status == 1), "%s: %s", ctx,
                           h_result_str(&r));
@@ -842,7 +825,7 @@ START_TEST(test_permission_denied)
         h_result r;
         h_run(&r, args, 20);
         char ctx[128];
-        xsnprintf(ctx, sizeof(ctx), "[%s] uid 65534 against root's PID %s (%s)", H_CTX(py), pid, modes[m][0]);
+        h_snprintf(ctx, sizeof(ctx), "[%s] uid 65534 against root's PID %s (%s)", H_CTX(py), pid, modes[m][0]);
         expect_error(&r, ctx);
         ck_assert_msg(strstr(r.err, "ptrace_scope") != NULL || strstr(r.err, "CAP_SYS_PTRACE") != NULL,
                       "%s: the message should hint at kernel.yama.ptrace_scope / CAP_SYS_PTRACE: %s", ctx,

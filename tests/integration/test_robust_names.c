@@ -22,15 +22,6 @@
 
 #include "harness.h"
 
-static void xsnprintf(char *dst, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void xsnprintf(char *dst, size_t cap, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(dst, cap, f, ap);
-    va_end(ap);
-}
-
 /* A Python 3 to run the checker: Debian's, else the newest shared 3.x found. */
 static const char *checker_python(void)
 {
@@ -39,7 +30,7 @@ static const char *checker_python(void)
         return "/usr/bin/python3";
     const h_python *py = h_python_default();
     if (py && py->major == 3) {
-        xsnprintf(path, sizeof(path), "%s", py->path);
+        h_snprintf(path, sizeof(path), "%s", py->path);
         return path;
     }
     return NULL;
@@ -84,7 +75,7 @@ START_TEST(test_names)
     char files[NKIND][PATH_MAX + 32];
     char depth[16], checker[PATH_MAX];
     int nc = 0;
-    xsnprintf(depth, sizeof(depth), "%d", maxdepth);
+    h_snprintf(depth, sizeof(depth), "%d", maxdepth);
     h_target_path("robust_names_check.py", checker);
     cargv[nc++] = checker_py;
     cargv[nc++] = "-S";
@@ -94,7 +85,7 @@ START_TEST(test_names)
         if (kinds[k].min_minor && (py->major < 3 || py->minor < kinds[k].min_minor))
             continue;
         char out[PATH_MAX];
-        xsnprintf(out, sizeof(out), "%s/names.%d.%s", h_tmpdir(), _i, kinds[k].name);
+        h_snprintf(out, sizeof(out), "%s/names.%d.%s", h_tmpdir(), _i, kinds[k].name);
         const char *args[16];
         int n = 0;
         for (int a = 0; kinds[k].args[a]; a++)
@@ -117,7 +108,7 @@ START_TEST(test_names)
         char why[1024];
         ck_assert_msg(h_check_running_untraced(t->pid, why, sizeof(why)) == 0, "[%s] %s: target harmed: %s",
                       H_CTX(py), kinds[k].name, why);
-        xsnprintf(files[k], sizeof(files[k]), "%s=%s", kinds[k].name, out);
+        h_snprintf(files[k], sizeof(files[k]), "%s=%s", kinds[k].name, out);
         cargv[nc++] = files[k];
     }
     cargv[nc] = NULL;

@@ -35,27 +35,11 @@
 
 #include "harness.h"
 
-static void xsnprintf(char *dst, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void xsnprintf(char *dst, size_t cap, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(dst, cap, f, ap);
-    va_end(ap);
-}
-
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
 }
 
 static void write_file(const char *path, const char *text)
@@ -113,7 +97,7 @@ static int mount_tmpfs(const char *dir, const char *opts, const char *what)
 static void fill(const char *dir, off_t leave)
 {
     char path[PATH_MAX];
-    xsnprintf(path, sizeof(path), "%s/filler", dir);
+    h_snprintf(path, sizeof(path), "%s/filler", dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ck_assert_msg(fd >= 0, "cannot create %s: %s", path, strerror(errno));
     char buf[4096];
@@ -191,7 +175,7 @@ START_TEST(test_tmpfs_full)
     if (private_mounts("-o onto a full tmpfs") < 0)
         return;
     char dir[PATH_MAX];
-    xsnprintf(dir, sizeof(dir), "%s/small", h_tmpdir());
+    h_snprintf(dir, sizeof(dir), "%s/small", h_tmpdir());
     if (mount_tmpfs(dir, "size=64k", "-o onto a full tmpfs") < 0)
         return;
     const h_python *py = h_python_default();
@@ -205,8 +189,8 @@ START_TEST(test_tmpfs_full)
     /* 1. Nothing left at all: every format fails cleanly. */
     char out[NFMT][PATH_MAX], earlier[NFMT][128];
     for (int f = 0; f < NFMT; f++) {
-        xsnprintf(out[f], sizeof(out[f]), "%s/profile-%s.%s", dir, formats[f].name, formats[f].ext);
-        xsnprintf(earlier[f], sizeof(earlier[f]), "earlier %s profile\n", formats[f].name);
+        h_snprintf(out[f], sizeof(out[f]), "%s/profile-%s.%s", dir, formats[f].name, formats[f].ext);
+        h_snprintf(earlier[f], sizeof(earlier[f]), "earlier %s profile\n", formats[f].name);
         write_file(out[f], earlier[f]);
     }
     fill(dir, 0);
@@ -214,7 +198,7 @@ START_TEST(test_tmpfs_full)
         h_result r;
         h_pyflame_runl(&r, 20, "-s", "0.2", "-f", formats[f].name, "-o", out[f], "-p", pid, NULL);
         char ctx[128];
-        xsnprintf(ctx, sizeof(ctx), "[%s] -f %s onto a full tmpfs", H_CTX(py), formats[f].name);
+        h_snprintf(ctx, sizeof(ctx), "[%s] -f %s onto a full tmpfs", H_CTX(py), formats[f].name);
         check_write_failure(&r, out[f], ctx, fails, &fl);
         check_intact(out[f], earlier[f], dir, ctx, fails, &fl);
         char why[512];
@@ -225,7 +209,7 @@ START_TEST(test_tmpfs_full)
     /* 2. Room for 8 KiB: big profiles (a flame chart of ~100 samples, an SVG
      * with its script) fill it up while being written. */
     char filler[PATH_MAX];
-    xsnprintf(filler, sizeof(filler), "%s/filler", dir);
+    h_snprintf(filler, sizeof(filler), "%s/filler", dir);
     unlink(filler);
     fill(dir, 8192);
     static const char *const big[][6] = {
@@ -240,7 +224,7 @@ START_TEST(test_tmpfs_full)
         h_pyflame_runl(&r, 20, "-f", big[b][0], big[b][1], big[b][2], big[b][3], big[b][4], "-o", out[f], "-p",
                        pid, NULL);
         char ctx[128];
-        xsnprintf(ctx, sizeof(ctx), "[%s] -f %s filling a tmpfs with 8 KiB free", H_CTX(py), big[b][0]);
+        h_snprintf(ctx, sizeof(ctx), "[%s] -f %s filling a tmpfs with 8 KiB free", H_CTX(py), big[b][0]);
         check_write_failure(&r, out[f], ctx, fails, &fl);
         check_intact(out[f], earlier[f], dir, ctx, fails, &fl);
         h_result_free(&r);
@@ -272,10 +256,10 @@ START_TEST(test_temp_and_rename)
     char pid[16];
     h_pidstr(t->pid, pid);
     char dir[PATH_MAX], out[PATH_MAX], hard[PATH_MAX];
-    xsnprintf(dir, sizeof(dir), "%s/rename", h_tmpdir());
+    h_snprintf(dir, sizeof(dir), "%s/rename", h_tmpdir());
     ck_assert(mkdir(dir, 0755) == 0);
-    xsnprintf(out, sizeof(out), "%s/profile.txt", dir);
-    xsnprintf(hard, sizeof(hard), "%s/hardlink.txt", dir);
+    h_snprintf(out, sizeof(out), "%s/profile.txt", dir);
+    h_snprintf(hard, sizeof(hard), "%s/hardlink.txt", dir);
     write_file(out, "earlier\n");
     ck_assert(link(out, hard) == 0);
     mode_t um = umask(022);
@@ -300,7 +284,7 @@ START_TEST(test_temp_and_rename)
     /* A new file, in every format: mode 0666 & ~umask, no leftovers. */
     for (int f = 0; f < NFMT; f++) {
         char path[PATH_MAX];
-        xsnprintf(path, sizeof(path), "%s/new-%s.%s", dir, formats[f].name, formats[f].ext);
+        h_snprintf(path, sizeof(path), "%s/new-%s.%s", dir, formats[f].name, formats[f].ext);
         h_pyflame_runl(&r, 20, "-s", "0.1", "-o", path, "-p", pid, NULL);
         ck_assert_msg(r.status == 0 && r.err_len == 0, "[%s] -o %s: %s", H_CTX(py), path, h_result_str(&r));
         h_result_free(&r);
@@ -324,7 +308,7 @@ static int flamechart_complete(const char *s, size_t len, char *why, size_t wl)
     if (len == 0)
         return 1;   /* nothing sampled yet: an empty profile is complete */
     if (s[len - 1] != '\n') {
-        xsnprintf(why, wl, "no final newline (%zu bytes)", len);
+        h_snprintf(why, wl, "no final newline (%zu bytes)", len);
         return 0;
     }
     int line = 0;
@@ -333,18 +317,18 @@ static int flamechart_complete(const char *s, size_t len, char *why, size_t wl)
         size_t ll = (size_t)(eol - l);
         if (line % 2 == 0) {
             if (ll == 0 || strspn(l, "0123456789") != ll) {
-                xsnprintf(why, wl, "line %d is not a timestamp: \"%.*s\"", line + 1, (int)(ll > 80 ? 80 : ll), l);
+                h_snprintf(why, wl, "line %d is not a timestamp: \"%.*s\"", line + 1, (int)(ll > 80 ? 80 : ll), l);
                 return 0;
             }
         } else if (!(ll > 0 && (l[ll - 1] == ';' || (ll == 6 && !strncmp(l, "(idle)", 6)) ||
                                 (ll == 8 && !strncmp(l, "(failed)", 8))))) {
-            xsnprintf(why, wl, "line %d is not a stack: \"%.*s\"", line + 1, (int)(ll > 80 ? 80 : ll), l);
+            h_snprintf(why, wl, "line %d is not a stack: \"%.*s\"", line + 1, (int)(ll > 80 ? 80 : ll), l);
             return 0;
         }
         l = eol + 1;
     }
     if (line % 2) {
-        xsnprintf(why, wl, "odd number of lines (%d)", line);
+        h_snprintf(why, wl, "odd number of lines (%d)", line);
         return 0;
     }
     return 1;
@@ -357,14 +341,14 @@ START_TEST(test_never_partial)
     char pid[16];
     h_pidstr(t->pid, pid);
     char dir[PATH_MAX], out[PATH_MAX];
-    xsnprintf(dir, sizeof(dir), "%s/partial", h_tmpdir());
+    h_snprintf(dir, sizeof(dir), "%s/partial", h_tmpdir());
     ck_assert(mkdir(dir, 0755) == 0);
-    xsnprintf(out, sizeof(out), "%s/profile.txt", dir);
+    h_snprintf(out, sizeof(out), "%s/profile.txt", dir);
     const char *argv[] = { h_pyflame(), "--flamechart", "-r", "0.001", "-s", "2.5", "-o", out, "-p", pid, NULL };
     h_proc *pf = h_spawn(argv, NULL, 0);
     /* Wait for the handlers, then ask for a dump every 40 ms and read the
      * path as fast as possible meanwhile. */
-    sleep_ms(100);
+    h_sleep_ms(100);
     double end = now_s() + 2.0, next_dump = 0;
     int reads = 0, versions = 0, dumps = 0;
     size_t last_len = 0;
@@ -416,7 +400,7 @@ START_TEST(test_not_regular_files)
     if (private_mounts("-o onto a device, a FIFO, a symlink") < 0)
         return;
     char dir[PATH_MAX];
-    xsnprintf(dir, sizeof(dir), "%s/special", h_tmpdir());
+    h_snprintf(dir, sizeof(dir), "%s/special", h_tmpdir());
     if (mount_tmpfs(dir, "size=1m", "-o onto a device, a FIFO, a symlink") < 0)
         return;
     const h_python *py = h_python_default();
@@ -428,7 +412,7 @@ START_TEST(test_not_regular_files)
 
     /* A copy of /dev/null (char 1:3). */
     char null[PATH_MAX];
-    xsnprintf(null, sizeof(null), "%s/null", dir);
+    h_snprintf(null, sizeof(null), "%s/null", dir);
     ck_assert_msg(mknod(null, S_IFCHR | 0666, makedev(1, 3)) == 0, "mknod %s: %s", null, strerror(errno));
     h_result r;
     h_pyflame_runl(&r, 20, "-s", "0.1", "-o", null, "-p", pid, NULL);
@@ -444,11 +428,11 @@ START_TEST(test_not_regular_files)
 
     /* A FIFO with a reader. */
     char fifo[PATH_MAX], got[PATH_MAX];
-    xsnprintf(fifo, sizeof(fifo), "%s/fifo", dir);
-    xsnprintf(got, sizeof(got), "%s/fifo.read", dir);
+    h_snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    h_snprintf(got, sizeof(got), "%s/fifo.read", dir);
     ck_assert(mkfifo(fifo, 0644) == 0);
     char cmd[3 * PATH_MAX];
-    xsnprintf(cmd, sizeof(cmd), "exec cat '%s' > '%s'", fifo, got);
+    h_snprintf(cmd, sizeof(cmd), "exec cat '%s' > '%s'", fifo, got);
     const char *cargv[] = { "sh", "-c", cmd, NULL };
     h_proc *reader = h_spawn(cargv, NULL, 0);
     h_pyflame_runl(&r, 20, "-s", "0.1", "-o", fifo, "-p", pid, NULL);
@@ -468,8 +452,8 @@ START_TEST(test_not_regular_files)
 
     /* A symbolic link to a file: the file gets the profile, the link stays. */
     char real[PATH_MAX], sym[PATH_MAX];
-    xsnprintf(real, sizeof(real), "%s/real.txt", dir);
-    xsnprintf(sym, sizeof(sym), "%s/link.txt", dir);
+    h_snprintf(real, sizeof(real), "%s/real.txt", dir);
+    h_snprintf(sym, sizeof(sym), "%s/link.txt", dir);
     write_file(real, "earlier\n");
     ck_assert(symlink("real.txt", sym) == 0);
     h_pyflame_runl(&r, 20, "-s", "0.1", "-o", sym, "-p", pid, NULL);
