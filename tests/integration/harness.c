@@ -550,7 +550,10 @@ int h_check_running_untraced(pid_t pid, char *why, size_t whylen)
         if (tp)
             tracer = strtol(tp + 11, NULL, 10);
         free(s);
-        if (state == 'T' || state == 't' || state == 'Z' || state == 'X' || tracer != 0) {
+        /* Z or X of a thread other than the leader is a thread on its way out
+         * (a target that starts and joins threads); of the leader, the process. */
+        int leader = strtol(de->d_name, NULL, 10) == (long)pid;
+        if (state == 'T' || state == 't' || (leader && (state == 'Z' || state == 'X')) || tracer != 0) {
             bad = 1;
             if (wl < whylen)
                 wl += (size_t)snprintf(why + wl, whylen - wl, "%stask %s of pid %d: State %c%s, TracerPid %ld",

@@ -171,8 +171,8 @@ pid_t h_dead_pid(void);
 char *h_pidstr(pid_t pid, char *buf);
 
 /* Checks every task of pid (/proc/PID/task/TID/status): it must exist, not be
- * a zombie or dead, not be stopped ('T') or traced ('t'), and TracerPid must
- * be 0.  Returns 0 if so, else -1 with a description in why. */
+ * stopped ('T') or traced ('t'), and TracerPid must be 0; the leader must not
+ * be a zombie or dead (other threads may be: they are exiting).  Returns 0 if so, else -1 with a description in why. */
 int h_check_running_untraced(pid_t pid, char *why, size_t whylen);
 
 /* TracerPid of pid (first task), 0 if untraced, -1 if it does not exist. */
