@@ -7,10 +7,10 @@
 
 .PHONY: check-perf check-perf-long
 check-perf: $(PYFLAME_BIN) $(BUILD)/tests/integration/test_perf
-	PYFLAME=$(CURDIR)/pyflame $(BUILD)/tests/integration/test_perf
+	PYFLAME=$(CURDIR)/$(PYFLAME_BIN) $(BUILD)/tests/integration/test_perf
 
 check-perf-long: $(PYFLAME_BIN) $(BUILD)/tests/integration/test_perf
-	PYFLAME=$(CURDIR)/pyflame PYFLAME_PERF_CYCLES=100 $(BUILD)/tests/integration/test_perf
+	PYFLAME=$(CURDIR)/$(PYFLAME_BIN) PYFLAME_PERF_CYCLES=100 $(BUILD)/tests/integration/test_perf
 
 # Not part of check / check-long for now: at the end of the first session its
 # targets stopped printing "ready" on the development machine, for reasons not

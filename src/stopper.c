@@ -118,13 +118,16 @@ static void handle_status(struct stopper *s, pid_t tid, int status)
     int sig = WSTOPSIG(status);
     int event = (unsigned)status >> 16;
     t->state = TRACEE_STOPPED;
+    /* Any ptrace stop (a signal, a clone or exec event) clears a pending
+     * PTRACE_INTERRUPT trap in the kernel: the interrupt was used up either
+     * way, and the next tick must send a new one. */
+    t->interrupt_pending = 0;
     switch (event) {
     case PTRACE_EVENT_STOP:
         if (is_group_stop_sig(sig)) {
             /* A job-control stop of the target: keep it stopped (LISTEN on resume). */
             t->pending_sig = -sig;
         } else {
-            t->interrupt_pending = 0;
             t->new_thread = 0;
         }
         break;
@@ -174,6 +177,13 @@ static void resume_one(struct tracee *t)
         t->state = TRACEE_RUNNING;
 }
 
+/* 1 if the thread is gone or on its way out (a zombie or dead). */
+static int thread_exiting(pid_t pid, pid_t tid)
+{
+    char st = proc_thread_state(pid, tid);
+    return st == 0 || st == 'Z' || st == 'X';
+}
+
 int stopper_attach(struct stopper *s, pid_t pid, struct error *e)
 {
     /* Seize threads until a rescan finds no new ones (threads may be created
@@ -191,8 +201,8 @@ int stopper_attach(struct stopper *s, pid_t pid, struct error *e)
                 continue;
             if (ptrace(PTRACE_SEIZE, tids[i], NULL, (void *)(long)SEIZE_OPTIONS) != 0) {
                 int err = errno;
-                if (err == ESRCH && tids[i] != pid)
-                    continue;   /* the thread ended meanwhile */
+                if (tids[i] != pid && (err == ESRCH || (err == EPERM && thread_exiting(pid, tids[i]))))
+                    continue;   /* the thread ended meanwhile (an exiting one refuses with EPERM) */
                 free(tids);
                 stopper_detach(s, pid);
                 return error_set(e, -err, "Failed to seize PID %d: %s", (int)pid, strerror(err));
@@ -214,12 +224,16 @@ int stopper_attach(struct stopper *s, pid_t pid, struct error *e)
     return 0;
 }
 
-static int wait_one(pid_t tid, int *status, uint64_t deadline_ns)
+/* Waits for tid's next report until deadline_ns (with nohang: only takes one
+ * that is there).  0, -ETIMEDOUT, or -errno (ECHILD: not ours any more). */
+static int wait_one(pid_t tid, int *status, uint64_t deadline_ns, int nohang)
 {
     for (;;) {
-        pid_t r = waitpid(tid, status, __WALL);
+        pid_t r = waitpid(tid, status, __WALL | (nohang ? WNOHANG : 0));
         if (r == tid)
             return 0;
+        if (r == 0)
+            return -ETIMEDOUT;
         if (r < 0 && errno == EINTR) {
             if (clock_ns(CLOCK_MONOTONIC) >= deadline_ns)
                 return -ETIMEDOUT;
@@ -315,7 +329,7 @@ int stopper_stop(struct stopper *s, pid_t pid)
             t->interrupt_pending = 1;
     }
     uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + s->stop_timeout_ms * 1000000ULL;
-    int stopped = 0;
+    int stopped = 0, late = 0;
     for (size_t i = 0; i < s->n;) {
         struct tracee *t = &s->t[i];
         if ((pid && t->tgid != pid) || t->state != TRACEE_RUNNING) {
@@ -324,9 +338,16 @@ int stopper_stop(struct stopper *s, pid_t pid)
         }
         int status;
         pid_t tid = t->tid;
-        int rc = wait_one(tid, &status, deadline);
-        if (rc == -ETIMEDOUT)
-            break;   /* leave the rest running; their stops are handled later */
+        int rc = wait_one(tid, &status, deadline, late);
+        if (rc == -ETIMEDOUT) {
+            /* It did not stop in time.  Sample without it, ask it again at the
+             * next tick, and still take the stops of the others that are
+             * there (without waiting), so that they are resumed with the rest. */
+            late = 1;
+            t->interrupt_pending = 0;
+            i++;
+            continue;
+        }
         if (rc < 0) {
             drop(s, t);   /* gone */
             continue;
