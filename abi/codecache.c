@@ -189,7 +189,14 @@ struct code_info *codecache_get(struct pyreader *r, uint64_t addr)
     uint32_t ltlen = 0;
     if (linetable_p && pyobj_read_bytes(r, linetable_p, LINETABLE_MAX, &lt, &ltlen) < 0)
         return NULL;
+    /* 3.13's _Py_InitCleanup: the shim frame pushed under a specialised call of
+     * a Python __init__.  Known by its symbol, or (stripped builds) by its make:
+     * file name and name the same "__init__" object, first line 0. */
+    int shim = addr == r->target->init_cleanup ||
+               (!r->target->init_cleanup && r->off.minor >= 13 && filename_p == name_p &&
+                firstlineno == 0 && name == profile_string(r->prof, "__init__", 8));
     free(c->linetable);
+    c->shim = (uint8_t)shim;
     c->addr = addr;
     c->filename_p = filename_p;
     c->name_p = name_p;

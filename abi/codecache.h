@@ -22,6 +22,7 @@ struct code_info {
     /* the last few offset -> line answers (decoding a table is linear) */
     int32_t memo_off[4], memo_line[4];
     uint32_t memo_next;
+    uint8_t shim;                      /* not the user's code: leave its frames out */
 };
 
 /* The line of the instruction at byte offset `offset` of this code object. */

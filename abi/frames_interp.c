@@ -1,7 +1,8 @@
 /*
  * frames_interp.c - stacks made of _PyInterpreterFrames (CPython 3.11+):
  * the thread's current frame, then `previous`.  Frames owned by the C stack
- * (entry shims, owner 3 in 3.12/3.13) are skipped, and on 3.13 the frame's
+ * (entry shims, owner 3 in 3.12/3.13) are skipped, and so is 3.13's shim
+ * under a specialised __init__ call (codecache: shim); on 3.13 the frame's
  * executable must be a code object.  The line comes from the instruction
  * pointer's distance to the code's inline bytecode, through the location
  * table: 3.11/3.12 keep prev_instr (the last code unit executed), 3.13 keeps
@@ -56,6 +57,10 @@ int frames_interp_walk(struct pyreader *r, uint64_t frame, struct rframe *frames
                     }
                 }
                 return -EFAULT;
+            }
+            if (c->shim) {
+                frame = prev;
+                continue;
             }
             uint64_t bytecode = code + (uint64_t)o->code_code_adaptive;
             int64_t offset = (int64_t)(instr - bytecode);

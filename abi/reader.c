@@ -267,7 +267,7 @@ static int verify_frames(struct pyreader *r, int32_t link_off, int32_t code_off,
 int reader_verify(struct pyreader *r, const struct rthread *t)
 {
     struct rthread now;
-    mem_cache_reset(r->mem);   /* fresh reads, not the pages the walk saw */
+    mem_refresh(r->mem);   /* fresh reads of the pages the walk saw, in one call */
     if (reader_thread(r, t->tstate, &now) < 0)
         return -EFAULT;
     int iframes = r->off.iframe_previous != ABI_NONE;
@@ -309,14 +309,9 @@ int reader_verify(struct pyreader *r, const struct rthread *t)
     }
     if (!r->verify_buf && !(r->verify_buf = malloc((size_t)VPAGES * PAGE)))
         return -ENOMEM;
-    struct mem_req req[VPAGES];
-    for (size_t k = 0; k < np; k++) {
-        req[k].addr = pages[k];
-        req[k].buf = r->verify_buf + k * PAGE;
-        req[k].len = PAGE;
-    }
-    if (mem_readv(r->mem, req, np) < 0)
-        return -EAGAIN;   /* a page went away: the stack changed */
+    for (size_t k = 0; k < np; k++)   /* usually served by the refresh above */
+        if (mem_read(r->mem, pages[k], r->verify_buf + k * PAGE, PAGE) < 0)
+            return -EAGAIN;   /* a page went away: the stack changed */
     size_t last = 0;
     for (size_t i = 0; i < r->trail_n; i++) {
         uint64_t vals[2] = { 0, 0 };

@@ -29,10 +29,97 @@ int mem_cache_enable(struct mem *m)
 
 void mem_cache_reset(struct mem *m)
 {
+    m->ngen_used = 0;
     if (++m->gen == 0) {
         for (size_t i = 0; m->cache && i < MEM_CACHE_PAGES; i++)
             m->cache[i].gen = 0;
         m->gen = 1;
+    }
+}
+
+/* Reads the pages listed into their cache slots with as few calls as the
+ * transfer allows: process_vm_readv stops at the first unreadable page, so a
+ * batch goes on after it, three times at most. */
+static void prefetch(struct mem *m, const uint64_t *pages, size_t n)
+{
+    struct iovec local[MEM_PREFETCH], remote[MEM_PREFETCH];
+    struct mem_page *slots[MEM_PREFETCH];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < MEM_PREFETCH; i++) {
+        struct mem_page *s = &m->cache[(pages[i] / MEM_PAGE) & (MEM_CACHE_PAGES - 1)];
+        if (s->gen == m->gen)
+            continue;   /* the slot is taken in this batch (or already read) */
+        s->addr = pages[i];
+        s->gen = m->gen;   /* claimed; cleared below unless read */
+        slots[k] = s;
+        local[k].iov_base = s->data;
+        local[k].iov_len = MEM_PAGE;
+        remote[k].iov_base = (void *)(uintptr_t)pages[i];
+        remote[k].iov_len = MEM_PAGE;
+        k++;
+    }
+    for (size_t i = 0; i < k; i++)
+        slots[i]->gen = 0;
+    size_t start = 0;
+    for (int tries = 0; tries < 3 && start < k; tries++) {
+        m->calls++;
+        ssize_t got = process_vm_readv(m->pid, local + start, k - start, remote + start, k - start, 0);
+        if (got < 0) {
+            if (errno == ENOSYS || errno == EPERM)
+                m->vm_broken = 1;
+            if (errno != EFAULT)
+                return;
+            got = 0;
+        }
+        size_t ok = (size_t)got / MEM_PAGE;
+        for (size_t i = start; i < start + ok; i++)
+            slots[i]->gen = m->gen;
+        m->prefetched += ok;
+        start += ok + 1;   /* past the page that stopped it */
+    }
+}
+
+void mem_tick_begin(struct mem *m)
+{
+    mem_cache_reset(m);
+    if (++m->tick == 0)
+        m->tick = 1;
+    size_t n = m->nused;
+    m->nused = 0;
+    if (!m->cache || m->vm_broken || n == 0)
+        return;
+    uint64_t pages[MEM_PREFETCH];
+    memcpy(pages, m->used, n * sizeof(pages[0]));
+    prefetch(m, pages, n);
+}
+
+void mem_refresh(struct mem *m)
+{
+    size_t n = m->ngen_used;
+    uint64_t pages[MEM_PREFETCH];
+    memcpy(pages, m->gen_used, n * sizeof(pages[0]));
+    mem_cache_reset(m);
+    if (m->cache && !m->vm_broken && n)
+        prefetch(m, pages, n);
+}
+
+/* Notes that this tick and generation used the page at base (held in slot pg). */
+static void mark_used(struct mem *m, struct mem_page *pg, uint64_t base)
+{
+    if (pg->used_addr != base) {
+        pg->used_addr = base;
+        pg->used_tick = 0;
+        pg->used_gen = 0;
+    }
+    if (pg->used_tick != m->tick) {
+        pg->used_tick = m->tick;
+        if (m->nused < MEM_PREFETCH)
+            m->used[m->nused++] = base;
+    }
+    if (pg->used_gen != m->gen) {
+        pg->used_gen = m->gen;
+        if (m->ngen_used < MEM_PREFETCH)
+            m->gen_used[m->ngen_used++] = base;
     }
 }
 
@@ -107,9 +194,12 @@ static const struct mem_page *page_get(struct mem *m, uint64_t addr, size_t arou
 {
     uint64_t base = addr & ~(uint64_t)(MEM_PAGE - 1);
     struct mem_page *pg = &m->cache[(base / MEM_PAGE) & (MEM_CACHE_PAGES - 1)];
-    if (pg->gen == m->gen && pg->addr == base)
+    if (pg->gen == m->gen && pg->addr == base) {
+        mark_used(m, pg, base);
         return pg;
+    }
     m->page_reads++;
+    m->calls++;
     if (m->vm_broken) {
         if (read_raw(m, base, pg->data, MEM_PAGE) < 0) {
             pg->gen = 0;
@@ -117,6 +207,7 @@ static const struct mem_page *page_get(struct mem *m, uint64_t addr, size_t arou
         }
         pg->addr = base;
         pg->gen = m->gen;
+        mark_used(m, pg, base);
         return pg;
     }
     /* The page and the ones below it, in one call; the transfer stops at the
@@ -148,6 +239,7 @@ static const struct mem_page *page_get(struct mem *m, uint64_t addr, size_t arou
     }
     for (size_t i = 0; i < k && (ssize_t)((i + 1) * MEM_PAGE) <= got; i++)
         slots[i]->gen = m->gen;
+    mark_used(m, pg, base);
     return pg;
 }
 
@@ -204,6 +296,7 @@ int mem_read_stack(struct mem *m, uint64_t addr, void *buf, size_t len)
 static int read_raw(struct mem *m, uint64_t addr, void *buf, size_t len)
 {
     int rc;
+    m->calls++;
     if (!m->vm_broken) {
         struct iovec local = { buf, len };
         struct iovec remote = { (void *)(uintptr_t)addr, len };
@@ -254,6 +347,7 @@ int mem_readv(struct mem *m, const struct mem_req *reqs, size_t n)
             total += r->len;
         }
         m->reads += k;
+        m->calls++;
         ssize_t got = process_vm_readv(m->pid, local, k, remote, k, 0);
         if (got != (ssize_t)total) {
             m->failures++;

@@ -20,11 +20,15 @@ struct mem_faults {
 
 #define MEM_PAGE        4096
 #define MEM_CACHE_PAGES 128
+#define MEM_PREFETCH    64     /* pages of the last tick read ahead, at most */
 
 /* One page of the target, as read during the current tick. */
 struct mem_page {
     uint64_t addr;
     uint32_t gen;
+    uint32_t used_tick;        /* the tick in which used_addr was last used */
+    uint32_t used_gen;         /* ... and the generation */
+    uint64_t used_addr;
     unsigned char data[MEM_PAGE];
 };
 
@@ -37,7 +41,14 @@ struct mem {
     uint64_t rng;
     struct mem_page *cache;    /* page cache, valid for one tick (see mem_cache_reset) */
     uint32_t gen;
-    uint64_t page_reads;
+    uint32_t tick;
+    uint64_t used[MEM_PREFETCH];   /* the pages this tick used, in order of first use */
+    size_t nused;
+    uint64_t gen_used[MEM_PREFETCH];   /* ... and this generation */
+    size_t ngen_used;
+    uint64_t page_reads;       /* pages read on demand */
+    uint64_t calls;            /* system calls that read memory */
+    uint64_t prefetched;       /* pages read ahead (mem_tick_begin) */
 };
 
 void mem_init(struct mem *m, pid_t pid);
@@ -49,6 +60,18 @@ void mem_close(struct mem *m);
  * generation (mem_cache_reset) forgets everything. */
 int mem_cache_enable(struct mem *m);
 void mem_cache_reset(struct mem *m);
+
+/* Starts a tick (a new generation): the pages the last tick used are read
+ * again, all in one system call, on the guess that the stacks are where they
+ * were.  A page that is not used costs a copy; a page that is not there any
+ * more is read on demand.  Call it once the target is stopped (or, when
+ * non-blocking, right before reading). */
+void mem_tick_begin(struct mem *m);
+
+/* A new generation whose pages are those the last one used, read again in one
+ * system call: for checking, right after a read of a running target, that
+ * what was read is still there. */
+void mem_refresh(struct mem *m);
 
 /* Reads exactly len bytes at addr.  0, or -EFAULT (any failure, incl. a
  * short read), or -ESRCH when the process is gone. */

@@ -181,8 +181,8 @@ static int read_thread(struct sampler *s, struct sproc *sp, uint64_t tstate, str
     int rc = -EFAULT;
     for (int attempt = 0; attempt < (nonblocking ? 8 : 1); attempt++) {
         size_t save = s->pool_used;
-        if (nonblocking)
-            mem_cache_reset(&sp->mem);
+        if (nonblocking && attempt > 0)
+            mem_cache_reset(&sp->mem);   /* the stack changed: read it afresh */
         rc = reader_thread(&sp->reader, tstate, t);
         if (rc == 0)
             rc = read_stack(s, sp, t, off, n);
@@ -798,7 +798,7 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
                 continue;
             }
             size_t before = s.ntt;
-            mem_cache_reset(&sp->mem);   /* this tick's memory */
+            mem_tick_begin(&sp->mem);   /* this tick's memory */
             int up = sample_process(&s, sp);
             if (!o->nonblocking)
                 stopper_resume(&s.st, sp->pid);
@@ -865,10 +865,12 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
         /* for developers: what the reads cost per tick */
         for (size_t i = 0; i < s.nprocs; i++) {
             const struct mem *m = &s.procs[i]->mem;
-            fprintf(stderr, "pyflame: stats: PID %d: %lu ticks, %.1f reads, %.1f page reads, "
-                    "%.1f failed reads per tick\n", (int)s.procs[i]->pid, (unsigned long)s.tick,
-                    s.tick ? (double)m->reads / s.tick : 0, s.tick ? (double)m->page_reads / s.tick : 0,
-                    s.tick ? (double)m->failures / s.tick : 0);
+            double t = s.tick ? (double)s.tick : 1;
+            fprintf(stderr, "pyflame: stats: PID %d: %lu ticks; per tick: %.1f reads, %.1f read "
+                    "system calls, %.1f pages read ahead, %.1f on demand, %.1f failed reads\n",
+                    (int)s.procs[i]->pid, (unsigned long)s.tick, (double)m->reads / t,
+                    (double)m->calls / t, (double)m->prefetched / t, (double)m->page_reads / t,
+                    (double)m->failures / t);
         }
     }
     uint64_t elapsed = clock_ns(CLOCK_MONOTONIC) - start;

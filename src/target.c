@@ -202,6 +202,7 @@ static int try_candidate(pid_t pid, const struct proc_maps *maps, const struct p
     pyversion_format(&t->version, t->version_str, sizeof(t->version_str));
 
     t->code_type = sym_addr(ef, "PyCode_Type", t->bias);
+    t->init_cleanup = sym_addr(ef, "_Py_InitCleanup", t->bias);
     if (t->abi->runtime_interp_head != ABI_NONE) {
         uint64_t a, s;
         if (elf_symbol(ef, "_PyRuntime", &a, &s) == 0 || elf_section(ef, ".PyRuntime", &a, &s) == 0)

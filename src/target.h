@@ -32,6 +32,8 @@ struct pytarget {
     uint64_t gil_locked;           /* &gil_locked (3.6 static) */
     uint64_t gil_last_holder;      /* &gil_last_holder (3.6 static) */
     uint64_t code_type;            /* &PyCode_Type */
+    uint64_t init_cleanup;         /* &_Py_InitCleanup (3.13+, .symtab only): the code of
+                                      the shim frame under a specialised __init__ call */
 };
 
 /* What to check when ptrace or /proc is refused. */

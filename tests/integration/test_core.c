@@ -345,8 +345,8 @@ static int count_frames(const char *stack)
     return n;
 }
 
-/* shapes.py: a method, a generator, a closure, a lambda and 50 recursive
- * frames, each with its own call line. */
+/* shapes.py: a method, a generator, a closure, a lambda, 50 recursive frames
+ * and an __init__ (under 3.13's hidden shim frame), each with its own call line. */
 START_TEST(test_frame_kinds)
 {
     const h_python *py = h_python_get(_i);
@@ -363,7 +363,7 @@ START_TEST(test_frame_kinds)
                                 f, h_marker_line("shapes.py", "inner_call"), f, h_marker_line("shapes.py", "lambda_call"));
     for (int k = 0; k < DEPTH - 1; k++)
         l += (size_t)snprintf(prefix + l, cap - l, "%s:recurse:%d;", f, h_marker_line("shapes.py", "recurse_self"));
-    l += (size_t)snprintf(prefix + l, cap - l, "%s:recurse:%d;%s:leaf:", f, h_marker_line("shapes.py", "recurse_leaf"), f);
+    l += (size_t)snprintf(prefix + l, cap - l, "%s:recurse:%d;%s:__init__:", f, h_marker_line("shapes.py", "recurse_leaf"), f);
     int hot[MAX_HOT];
     int nhot = h_marker_lines("shapes.py", "leaf_hot", hot, MAX_HOT);
 
@@ -398,7 +398,7 @@ START_TEST(test_frame_kinds)
                      p.stacks[0].count, count_frames(a), k, a + from);
         }
         ck_abort_msg("[%s] shapes.py: %ld of %ld non-idle samples show the expected %d-frame stack "
-                     "(<module> main method gen inner <lambda> recurse*%d leaf); %s; expected ...%.240s; "
+                     "(<module> main method gen inner <lambda> recurse*%d __init__); %s; expected ...%.240s; "
                      "profile: %.300s; run: %.600s",
                      H_CTX(py), known, nonidle, DEPTH + 7, DEPTH, seen,
                      prefix + (strlen(prefix) > 240 ? strlen(prefix) - 240 : 0), h_profile_str(&p, 3),
