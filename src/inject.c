@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@
 #include "proc.h"
 #include "pyversion.h"
 #include "remote_call.h"
+#include "remote_exec.h"
 #include "target.h"
 
 /* ---- the stub and its data page --------------------------------------- */
@@ -294,6 +297,7 @@ struct pyinfo {
     size_t ndanger;
     int has_symtab, has_trampoline_sym;
     uint64_t gil;                   /* the main interpreter's GIL struct, or 0 */
+    int pep768;                     /* 3.14+: through PEP 768 (remote_exec.c) */
 };
 
 static uint64_t now_ns(void)
@@ -397,11 +401,13 @@ static int version_check(pid_t pid, const struct pyversion *v, const char *vs,
     if (v->major < 3 || (v->major == 3 && v->minor < 12))
         return error_set(e, INJECT_E_OLD_PYTHON, "PID %d runs Python %s: the perf trampoline needs "
                          "Python 3.12 or newer (nothing was done to the process)", (int)pid, vs);
-    if (v->major > 3 || v->minor >= 14)
-        return error_set(e, INJECT_E_UNSUPPORTED, "PID %d runs Python %s: activating the perf "
-                         "trampoline in 3.14+ (PEP 768, sys.remote_exec) is not supported yet; "
-                         "start it with 'python -X perf' or call "
-                         "sys.activate_stack_trampoline('perf') from the program", (int)pid, vs);
+    if (v->major > 3 || v->minor >= 14) {
+        if (m == INJECT_PENDING_CALL || m == INJECT_DIRECT)
+            return error_set(e, INJECT_E_UNSUPPORTED, "--inject-method=%s is for Python 3.12 and "
+                             "3.13; PID %d runs Python %s: use auto or remote-exec (PEP 768)",
+                             inject_method_name(m), (int)pid, vs);
+        return 0;
+    }
     if (m == INJECT_REMOTE_EXEC)
         return error_set(e, INJECT_E_UNSUPPORTED, "--inject-method=remote-exec needs Python 3.14+ "
                          "(PEP 768); PID %d runs Python %s: use auto, pending-call or direct",
@@ -481,6 +487,19 @@ static int discover(pid_t pid, enum inject_method m, struct pyinfo *pi, struct e
     pi->pid = pid;
     struct error te = { 0, "" };
     int rc = target_discover(pid, NULL, &pi->t, &te);
+    if (rc == -ENOTSUP && (pi->t.version.major > 3 ||
+                           (pi->t.version.major == 3 && pi->t.version.minor >= 14))) {
+        /* No reading tables for it, but PEP 768 needs none: the interpreter
+         * publishes what it needs in _Py_DebugOffsets. */
+        if ((rc = version_check(pid, &pi->t.version, pi->t.version_str, m, e)) < 0)
+            return rc;
+        if (!pi->t.runtime)
+            return error_set(e, INJECT_E_NO_SYMBOLS, "Python %s in PID %d: no .PyRuntime section "
+                             "or _PyRuntime symbol in %s", pi->t.version_str, (int)pid,
+                             pi->t.map_path);
+        pi->pep768 = 1;
+        return 0;
+    }
     if (rc == -ENOTSUP) {
         struct pyversion v;
         if (guess_version(pid, &v) == 0) {
@@ -946,6 +965,137 @@ static void free_pending_pages(const struct pyinfo *pi, uint64_t pages)
     rcall_detach(&th);
 }
 
+/* ---- 3.14+: PEP 768 ---------------------------------------------------------- */
+
+int inject_remote_script(int activate, const char *result_path, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap,
+                     "# pyflame: %s the perf trampoline (PEP 768 request); writes its outcome\n"
+                     "%s"
+                     "with open(%s, 'w') as f:\n"
+                     "    f.write('%%d\\n' %% r)\n",
+                     activate ? "activate" : "deactivate", activate ? src_activate : src_deactivate,
+                     "'__RESULT__'");
+    if (n < 0 || (size_t)n >= cap)
+        return -ENOSPC;
+    /* the path goes in quotes: keep it to characters that need no escaping */
+    for (const char *p = result_path; *p; p++)
+        if (!(*p == '/' || *p == '.' || *p == '-' || *p == '_' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return -EINVAL;
+    char *at = strstr(buf, "__RESULT__");
+    size_t plen = strlen(result_path), tail = strlen(at + 10);
+    if ((size_t)(at - buf) + plen + tail + 1 > cap)
+        return -ENOSPC;
+    memmove(at + plen, at + 10, tail + 1);
+    memcpy(at, result_path, plen);
+    return 0;
+}
+
+/* Creates name under the target's /tmp (as seen from here), owned by the
+ * target's user; fills both paths.  The file must not exist yet. */
+static int make_tmp_file(pid_t pid, const char *name, mode_t mode, const char *text,
+                         char *host, size_t hcap, char *inside, size_t icap)
+{
+    snprintf(host, hcap, "/proc/%d/root/tmp/%s", (int)pid, name);
+    snprintf(inside, icap, "/tmp/%s", name);
+    int fd = open(host, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/%d", (int)pid);
+    if (stat(proc, &st) == 0 && fchown(fd, st.st_uid, st.st_gid) < 0) {
+        /* not root: the file stays ours; mode decides */
+    }
+    size_t len = text ? strlen(text) : 0, done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, text + done, len - done);
+        if (w <= 0) {
+            int err = w < 0 ? errno : EIO;
+            close(fd);
+            unlink(host);
+            return -err;
+        }
+        done += (size_t)w;
+    }
+    fchmod(fd, mode);
+    close(fd);
+    return 0;
+}
+
+static int inject_pep768(struct job *j, const struct inject_options *o, struct inject_result *r,
+                         struct error *e)
+{
+    const struct pyinfo *pi = j->pi;
+    pid_t pid = pi->pid;
+    struct rexec_target rt;
+    int rc = rexec_prepare(pid, pi->t.runtime, &rt, e);
+    if (rc < 0)
+        return rc;
+    r->used = INJECT_REMOTE_EXEC;
+    r->tid = rt.tid;
+
+    char name[96], script_host[PATH_MAX], script_in[128], out_host[PATH_MAX], out_in[128];
+    unsigned long tag = (unsigned long)(now_ns() ^ ((uint64_t)getpid() << 20));
+    char text[4096];
+    snprintf(name, sizeof(name), "pyflame-perf-%d-%lx.out", (int)pid, tag);
+    snprintf(out_in, sizeof(out_in), "/tmp/%s", name);
+    if (inject_remote_script(j->activate, out_in, text, sizeof(text)) < 0)
+        return error_set(e, INJECT_E_FAILED, "internal error: the request script does not fit");
+    if ((rc = make_tmp_file(pid, name, 0600, NULL, out_host, sizeof(out_host), out_in,
+                            sizeof(out_in))) < 0)
+        return error_set(e, rc == -EACCES || rc == -EPERM ? INJECT_E_PERMISSION : INJECT_E_FAILED,
+                         "cannot create %s: %s", out_host, strerror(-rc));
+    snprintf(name, sizeof(name), "pyflame-perf-%d-%lx.py", (int)pid, tag);
+    if ((rc = make_tmp_file(pid, name, 0644, text, script_host, sizeof(script_host), script_in,
+                            sizeof(script_in))) < 0) {
+        unlink(out_host);
+        return error_set(e, rc == -EACCES || rc == -EPERM ? INJECT_E_PERMISSION : INJECT_E_FAILED,
+                         "cannot create %s: %s", script_host, strerror(-rc));
+    }
+    if ((rc = rexec_request(&rt, script_in, e)) < 0) {
+        unlink(script_host);
+        unlink(out_host);
+        return rc;
+    }
+
+    /* The thread runs the script at its next eval-breaker check. */
+    int tmo = o && o->timeout_ms > 0 ? o->timeout_ms : 0;
+    if (tmo <= 0) {
+        const char *env = getenv("PYFLAME_INJECT_TIMEOUT_MS");
+        tmo = env && atoi(env) > 0 ? atoi(env) : INJECT_DEFAULT_TIMEOUT_MS;
+    }
+    uint64_t deadline = now_ns() + (uint64_t)tmo * 1000000u;
+    char buf[32];
+    for (;;) {
+        int fd = open(out_host, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (n > 0 && buf[n - 1] == '\n') {
+            buf[n] = '\0';
+            unlink(script_host);
+            unlink(out_host);
+            return decode_result(j, strtoll(buf, NULL, 10), r, e);
+        }
+        if (!proc_alive(pid)) {
+            unlink(script_host);
+            unlink(out_host);
+            return error_set(e, INJECT_E_EXITED, "PID %d exited before it ran the request", (int)pid);
+        }
+        if (now_ns() >= deadline)
+            break;
+        sleep_us(2000);
+    }
+    /* Still queued: the script must stay where the thread will look for it. */
+    return error_set(e, INJECT_E_TIMEOUT, "thread %d of PID %d did not reach a safe point within "
+                     "%d ms (it %s); the request stays queued and takes effect when it runs Python "
+                     "code (%s is left for it)", (int)rt.tid, (int)pid, tmo,
+                     rt.holds_gil ? "holds the GIL in a long C call" : "is blocked outside Python",
+                     script_in);
+}
+
 static int inject(struct job *j, const struct inject_options *o, struct inject_result *r,
                   struct error *e)
 {
@@ -954,6 +1104,8 @@ static int inject(struct job *j, const struct inject_options *o, struct inject_r
     int rc, found = 0;
     char why[200] = "";
 
+    if (pi->pep768)
+        return inject_pep768(j, o, r, e);
     if (m == INJECT_DIRECT) {
         rc = direct_any(j, 0, 0, r, e, &found, why, sizeof(why));
         if (rc < 0 || found)

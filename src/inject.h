@@ -69,8 +69,17 @@
  *      sees it at its next safe point.
  *   The pages are unmapped afterwards, except when a cancelled or timed-out
  *      pending call still references them (8 KiB left behind).
- *   3.14+: PEP 768 (sys.remote_exec) is the right mechanism there; it is not
- *      implemented yet (no 3.14 interpreter to test against): -ENOTSUP.
+ *   REMOTE-EXEC (3.14+, the only method there; AUTO picks it): PEP 768, the
+ *      protocol of sys.remote_exec (remote_exec.c).  The same payload is
+ *      written as a script file into the target's /tmp (owned by the
+ *      target's user), its path is written into the thread state of the GIL
+ *      holder (else the main thread) with the process stopped for a few
+ *      microseconds, and the interpreter runs it at that thread's next
+ *      eval-breaker check.  The script writes its result word into a second
+ *      file pyflame waits for (same timeout as the pending call); both files
+ *      are removed then.  On a timeout the script is left in place (the
+ *      request is still queued).  Needs remote debugging enabled in the
+ *      target (not PYTHON_DISABLE_REMOTE_DEBUG / -X disable-remote-debug).
  *
  * Environment: PYFLAME_INJECT_TIMEOUT_MS (the pending-call wait, default
  * 1000), PYFLAME_INJECT_DEBUG=1 (timings of each step on stderr).
@@ -100,8 +109,13 @@ enum inject_method {
     INJECT_AUTO = 0,        /* pending call, then direct on timeout */
     INJECT_PENDING_CALL,    /* Py_AddPendingCall only */
     INJECT_DIRECT,          /* PyGILState_Ensure + run on a blocked thread */
-    INJECT_REMOTE_EXEC,     /* PEP 768 sys.remote_exec (3.14+): not implemented yet */
+    INJECT_REMOTE_EXEC,     /* PEP 768, as sys.remote_exec (3.14+) */
 };
+
+/* The Python file sent to a 3.14+ target (REMOTE-EXEC): the payload, then
+ * the line that writes its result word to result_path (a path of plain
+ * characters, as the target sees it).  0, -EINVAL or -ENOSPC. */
+int inject_remote_script(int activate, const char *result_path, char *buf, size_t cap);
 
 /* Parses "auto", "pending-call", "direct", "remote-exec"; -1 when unknown. */
 int inject_method_parse(const char *s);
@@ -120,7 +134,7 @@ const char *inject_method_name(enum inject_method m);
                                                        or the process is stopped / no safe thread */
 #define INJECT_E_PERMISSION      (-EPERM)           /* exit 15: ptrace not permitted */
 #define INJECT_E_EXITED          (-ESRCH)           /* exit 16: no such process / it exited */
-#define INJECT_E_UNSUPPORTED     (-ENOTSUP)         /* exit 17: 3.14+ (PEP 768 not implemented yet) */
+#define INJECT_E_UNSUPPORTED     (-ENOTSUP)         /* exit 17: a version or method this build cannot use */
 #define INJECT_E_TIMEOUT         (-ETIMEDOUT)       /* exit 18: main thread never reached the eval
                                                        loop; the request stays queued */
 #define INJECT_E_FAILED          (-EIO)             /* exit 19: anything else (remote call crashed,

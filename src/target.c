@@ -194,6 +194,11 @@ static int try_candidate(pid_t pid, const struct proc_maps *maps, const struct p
         if (!t->abi) {
             char list[128];
             target_abi_list(list, sizeof(list));
+            /* What is known is kept for callers that need no table (PEP 768). */
+            pyversion_format(&t->version, t->version_str, sizeof(t->version_str));
+            uint64_t a, s;
+            if (elf_section(ef, ".PyRuntime", &a, &s) == 0 || elf_symbol(ef, "_PyRuntime", &a, &s) == 0)
+                t->runtime = a + t->bias;
             elf_close(ef);
             return error_set(e, -ENOTSUP, "Target has Python %d.%d, which is not supported by this "
                              "pyflame build (ABI list: %s)", t->version.major, t->version.minor, list);
