@@ -91,8 +91,7 @@ $(FLAMEGRAPH_BIN): $(BUILD)/flamegraph/main.o $(LIB)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread -lm)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:%.c=$(BUILD)/%)
-# test_perf runs on its own (make check-perf, src/perf.mk): see its note there.
-INTEG_SRC := $(filter-out tests/integration/test_perf.c,$(wildcard tests/integration/test_*.c))
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BIN := $(INTEG_SRC:%.c=$(BUILD)/%)
 HARNESS_OBJ := $(BUILD)/tests/integration/harness.o
 
@@ -156,7 +155,7 @@ clean:
 # Soak / stress / fuzz suites live in tests/long/ (run by `make check-long`),
 # plus the whole suite built with AddressSanitizer and UBSan in build-asan/.
 LONG_SCRIPTS := $(wildcard tests/long/*.sh)
-check-long: all check-valgrind
+check-long: all check-valgrind check-perf-long
 	@set -e; for t in $(LONG_SCRIPTS); do echo "== $$t"; PYFLAME=$(CURDIR)/pyflame bash $$t; done
 	$(MAKE) --no-print-directory BUILD=build-asan PYFLAME_BIN=build-asan/bin/pyflame \
 	    FLAMEGRAPH_BIN=build-asan/bin/flamegraph check \

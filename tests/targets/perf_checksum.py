@@ -13,7 +13,7 @@ the same way.  The main thread, meanwhile:
   nanosleep  loops in libc nanosleep(300 ms) (raw: an EINTR would show)
   sleep      loops in time.sleep(0.5)
   busy       computes too (runs bytecode all the time)
-Prints "ready" when the threads run; at the end "checksum ok" (or BAD),
+Prints "ready" when the threads are started (they begin right after it); at the end "checksum ok" (or BAD),
 "main MODE ret=R errno=E" and "done".
 """
 import ctypes
@@ -74,7 +74,13 @@ def main():
     def should_stop():
         return os.path.exists(stopfile) or time.time() > deadline
 
+    # The threads wait for `go` until "ready" is out: a thread that computes
+    # can starve the main thread of the GIL for seconds (seen with 3.12 and
+    # 3.13 on a 2-CPU machine), and "ready" would come late.
+    go = threading.Event()
+
     def worker():
+        go.wait()
         results["sum"] = checksum(should_stop, True)
         finished.set()
         os.write(wfd, b"x")
@@ -84,6 +90,7 @@ def main():
             time.sleep(0.05)
 
     def extra(n):
+        go.wait()
         results["extra%d" % n] = checksum(should_stop, False)
 
     threads = [threading.Thread(target=worker, name="worker"),
@@ -93,6 +100,7 @@ def main():
     for t in threads:
         t.start()
     print("ready\n", end="", flush=True)  # one write, even when unbuffered
+    go.set()
 
     ret, err = 0, 0
     if mode == "read":
