@@ -217,6 +217,7 @@ int reader_thread(struct pyreader *r, uint64_t tstate, struct rthread *out)
         uint64_t cframe = rd64(buf, o->tstate_cframe), f = 0;
         if (cframe && mem_read_u64(r->mem, cframe + (uint64_t)o->cframe_current_frame, &f) < 0)
             return -EFAULT;
+        out->cframe = cframe ? cframe + (uint64_t)o->cframe_current_frame : 0;
         out->top_frame = f;
     }
     return 0;
@@ -264,15 +265,54 @@ static int verify_frames(struct pyreader *r, int32_t link_off, int32_t code_off,
     return 0;
 }
 
+/* Adds the pages of [addr, addr + len) to the list (no duplicates); 0, or
+ * -E2BIG when it is full. */
+static int add_pages(uint64_t *pages, size_t *np, size_t cap, uint64_t addr, uint64_t len)
+{
+    enum { PAGE = 4096 };
+    if (!addr || !len)
+        return 0;
+    for (uint64_t pg = addr & ~(uint64_t)(PAGE - 1); pg <= ((addr + len - 1) & ~(uint64_t)(PAGE - 1));
+         pg += PAGE) {
+        size_t k = 0;
+        while (k < *np && pages[k] != pg)
+            k++;
+        if (k == *np) {
+            if (*np == cap)
+                return -E2BIG;
+            pages[(*np)++] = pg;
+        }
+    }
+    return 0;
+}
+
 int reader_verify(struct pyreader *r, const struct rthread *t)
 {
-    struct rthread now;
-    mem_refresh(r->mem);   /* fresh reads of the pages the walk saw, in one call */
-    if (reader_thread(r, t->tstate, &now) < 0)
-        return -EFAULT;
+    enum { VPAGES = 64, PAGE = 4096 };
     int iframes = r->off.iframe_previous != ABI_NONE;
     int32_t link_off = iframes ? r->off.iframe_previous : r->off.frame_back;
     int32_t code_off = iframes ? r->off.iframe_code : r->off.frame_code;
+    int32_t lo = link_off < code_off ? link_off : code_off;
+    int32_t hi = (link_off > code_off ? link_off : code_off) + 8;
+
+    /* The pages to read again, all in one call: the frames' (they share
+     * pages: the 3.11+ data stack is contiguous), the thread state's, and
+     * the frame slot just above the top one (a call made since). */
+    uint64_t pages[VPAGES];
+    size_t np = 0;
+    int scattered = 0;
+    for (size_t i = 0; i < r->trail_n && !scattered; i++)
+        scattered = add_pages(pages, &np, VPAGES - 8, r->trail_addr[i] + (uint64_t)lo,
+                              (uint64_t)(hi - lo)) < 0;
+    size_t nframes = np;
+    add_pages(pages, &np, VPAGES, t->tstate, r->tstate_len);
+    add_pages(pages, &np, VPAGES, t->cframe, 8);
+    add_pages(pages, &np, VPAGES, t->top_frame, (uint64_t)r->frame_len * 2);
+    mem_refresh_pages(r->mem, pages, np);
+
+    struct rthread now;
+    if (reader_thread(r, t->tstate, &now) < 0)
+        return -EFAULT;
     if (now.top_frame != t->top_frame) {
         /* The thread moved on.  The stack read is still one it had if it only
          * returned into a frame we read, or called one more function on top
@@ -281,35 +321,17 @@ int reader_verify(struct pyreader *r, const struct rthread *t)
         for (size_t i = 0; i < r->trail_n && !returned; i++)
             returned = r->trail_addr[i] == now.top_frame;
         uint64_t link = 0;
-        if (!returned && (mem_readv(r->mem, &(struct mem_req){ now.top_frame + (uint64_t)link_off,
-                                                              &link, sizeof(link) }, 1) < 0 ||
+        if (!returned && (mem_read_u64(r->mem, now.top_frame + (uint64_t)link_off, &link) < 0 ||
                           link != t->top_frame))
             return -EAGAIN;
     }
-    int32_t lo = link_off < code_off ? link_off : code_off;
-    int32_t hi = (link_off > code_off ? link_off : code_off) + 8;
+    if (scattered)
+        return verify_frames(r, link_off, code_off, lo, hi);
 
-    /* Re-read whole pages (frames share them: the 3.11+ data stack is
-     * contiguous), in one call, and compare each frame's link and code. */
-    enum { VPAGES = 64, PAGE = 4096 };
-    uint64_t pages[VPAGES];
-    size_t np = 0;
-    for (size_t i = 0; i < r->trail_n; i++) {
-        uint64_t a = r->trail_addr[i] + (uint64_t)lo, b = r->trail_addr[i] + (uint64_t)hi - 1;
-        for (uint64_t pg = a & ~(uint64_t)(PAGE - 1); pg <= (b & ~(uint64_t)(PAGE - 1)); pg += PAGE) {
-            size_t k = 0;
-            while (k < np && pages[k] != pg)
-                k++;
-            if (k == np) {
-                if (np == VPAGES)
-                    return verify_frames(r, link_off, code_off, lo, hi);   /* scattered */
-                pages[np++] = pg;
-            }
-        }
-    }
+    /* Compare each frame's link and code with what the walk saw. */
     if (!r->verify_buf && !(r->verify_buf = malloc((size_t)VPAGES * PAGE)))
         return -ENOMEM;
-    for (size_t k = 0; k < np; k++)   /* usually served by the refresh above */
+    for (size_t k = 0; k < nframes; k++)   /* served by the refresh above */
         if (mem_read(r->mem, pages[k], r->verify_buf + k * PAGE, PAGE) < 0)
             return -EAGAIN;   /* a page went away: the stack changed */
     size_t last = 0;
@@ -322,9 +344,9 @@ int reader_verify(struct pyreader *r, const struct rthread *t)
             uint64_t pg = a & ~(uint64_t)(PAGE - 1);
             if (pages[last] != pg) {
                 last = 0;
-                while (last < np && pages[last] != pg)
+                while (last < nframes && pages[last] != pg)
                     last++;
-                if (last == np)
+                if (last == nframes)
                     return -EFAULT;
             }
             memcpy(&vals[f], r->verify_buf + last * PAGE + (a - pg), 8);

@@ -37,6 +37,7 @@ struct rthread {
     uint64_t thread_id;      /* threading.get_ident(): pthread_t */
     pid_t native_id;         /* kernel TID (3.11+; else 0 unless mapped) */
     uint64_t top_frame;      /* PyFrameObject* / _PyInterpreterFrame*, 0 = no Python frame */
+    uint64_t cframe;         /* 3.11/3.12: where top_frame was read (tstate->cframe), or 0 */
 };
 
 struct codecache;

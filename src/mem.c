@@ -29,7 +29,6 @@ int mem_cache_enable(struct mem *m)
 
 void mem_cache_reset(struct mem *m)
 {
-    m->ngen_used = 0;
     if (++m->gen == 0) {
         for (size_t i = 0; m->cache && i < MEM_CACHE_PAGES; i++)
             m->cache[i].gen = 0;
@@ -93,34 +92,22 @@ void mem_tick_begin(struct mem *m)
     prefetch(m, pages, n);
 }
 
-void mem_refresh(struct mem *m)
+void mem_refresh_pages(struct mem *m, const uint64_t *pages, size_t n)
 {
-    size_t n = m->ngen_used;
-    uint64_t pages[MEM_PREFETCH];
-    memcpy(pages, m->gen_used, n * sizeof(pages[0]));
     mem_cache_reset(m);
     if (m->cache && !m->vm_broken && n)
-        prefetch(m, pages, n);
+        prefetch(m, pages, n < MEM_PREFETCH ? n : MEM_PREFETCH);
 }
 
-/* Notes that this tick and generation used the page at base (held in slot pg). */
+/* Notes that this tick used the page at base (held in slot pg). */
 static void mark_used(struct mem *m, struct mem_page *pg, uint64_t base)
 {
-    if (pg->used_addr != base) {
-        pg->used_addr = base;
-        pg->used_tick = 0;
-        pg->used_gen = 0;
-    }
-    if (pg->used_tick != m->tick) {
-        pg->used_tick = m->tick;
-        if (m->nused < MEM_PREFETCH)
-            m->used[m->nused++] = base;
-    }
-    if (pg->used_gen != m->gen) {
-        pg->used_gen = m->gen;
-        if (m->ngen_used < MEM_PREFETCH)
-            m->gen_used[m->ngen_used++] = base;
-    }
+    if (pg->used_addr == base && pg->used_tick == m->tick)
+        return;
+    pg->used_addr = base;
+    pg->used_tick = m->tick;
+    if (m->nused < MEM_PREFETCH)
+        m->used[m->nused++] = base;
 }
 
 void mem_close(struct mem *m)

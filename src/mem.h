@@ -27,7 +27,6 @@ struct mem_page {
     uint64_t addr;
     uint32_t gen;
     uint32_t used_tick;        /* the tick in which used_addr was last used */
-    uint32_t used_gen;         /* ... and the generation */
     uint64_t used_addr;
     unsigned char data[MEM_PAGE];
 };
@@ -44,8 +43,6 @@ struct mem {
     uint32_t tick;
     uint64_t used[MEM_PREFETCH];   /* the pages this tick used, in order of first use */
     size_t nused;
-    uint64_t gen_used[MEM_PREFETCH];   /* ... and this generation */
-    size_t ngen_used;
     uint64_t page_reads;       /* pages read on demand */
     uint64_t calls;            /* system calls that read memory */
     uint64_t prefetched;       /* pages read ahead (mem_tick_begin) */
@@ -68,10 +65,10 @@ void mem_cache_reset(struct mem *m);
  * non-blocking, right before reading). */
 void mem_tick_begin(struct mem *m);
 
-/* A new generation whose pages are those the last one used, read again in one
- * system call: for checking, right after a read of a running target, that
- * what was read is still there. */
-void mem_refresh(struct mem *m);
+/* A new generation that starts with the pages listed, read in one system
+ * call: for checking, right after a read of a running target, that what was
+ * read is still there. */
+void mem_refresh_pages(struct mem *m, const uint64_t *pages, size_t n);
 
 /* Reads exactly len bytes at addr.  0, or -EFAULT (any failure, incl. a
  * short read), or -ESRCH when the process is gone. */

@@ -635,6 +635,33 @@ static int any_alive(struct sampler *s)
     return 0;
 }
 
+/* Non-blocking: whether sp has exited (or is exiting); if so it is marked
+ * dead, and the status of our own child is taken. */
+/* Whether a sample recorded since index `from` of this tick failed. */
+static int tick_failed(const struct sampler *s, size_t from)
+{
+    for (size_t k = from; k < s->ntt; k++)
+        if (s->tt[k].kind == SAMPLE_FAILED)
+            return 1;
+    return 0;
+}
+
+static int gone_now(struct sampler *s, struct sproc *sp)
+{
+    if (s->child == sp->pid) {
+        int status;
+        if (waitpid(sp->pid, &status, WNOHANG) == sp->pid) {
+            s->child_status = status;
+            sp->alive = 0;
+        } else if (!proc_alive(sp->pid)) {
+            sp->alive = 0;   /* a zombie: reaped later */
+        }
+    } else if ((kill(sp->pid, 0) < 0 && errno == ESRCH) || !proc_alive(sp->pid)) {
+        sp->alive = 0;
+    }
+    return !sp->alive;
+}
+
 /* Notices processes that exited (blocking mode: through the stopper). */
 static void check_exits(struct sampler *s)
 {
@@ -653,18 +680,8 @@ static void check_exits(struct sampler *s)
             continue;
         if (s->o->nonblocking) {
             if (now < s->next_liveness)
-                continue;   /* a gone process also shows as failed reads meanwhile */
-            if (s->child == sp->pid) {
-                int status;
-                if (waitpid(sp->pid, &status, WNOHANG) == sp->pid) {
-                    s->child_status = status;
-                    sp->alive = 0;
-                }
-            } else if (kill(sp->pid, 0) < 0 && errno == ESRCH) {
-                sp->alive = 0;
-            } else if (!proc_alive(sp->pid)) {
-                sp->alive = 0;
-            }
+                continue;   /* a gone process also shows as failed reads (see gone_now) */
+            gone_now(s, sp);
         } else if (!stopper_alive(&s->st, sp->pid)) {
             sp->alive = 0;
             int status;
@@ -802,6 +819,10 @@ int sampler_run(const struct options *o, pid_t child, struct profile *p,
             int up = sample_process(&s, sp);
             if (!o->nonblocking)
                 stopper_resume(&s.st, sp->pid);
+            if (o->nonblocking && tick_failed(&s, before) && gone_now(&s, sp)) {
+                s.ntt = before;   /* it exited: its reads failed, no failed sample */
+                continue;
+            }
             if (!up) {
                 s.ntt = before;   /* not started yet (launch mode): nothing to count */
                 continue;

@@ -632,6 +632,27 @@ START_TEST(test_error_classes)
 }
 END_TEST
 
+/* pyflame --perf-on (its stdout must match on_regex), --perf-on again (a
+ * no-op with a note), --perf-off; then the map must have had py:: entries. */
+static void on_again_off(const h_python *py, h_proc *t, const char *on_regex)
+{
+    char pid[16], map[PATH_MAX];
+    h_pidstr(t->pid, pid);
+    snprintf(map, sizeof(map), "/proc/%d/root/tmp/perf-%d.map", (int)t->pid, (int)t->pid);
+    h_result r;
+    h_pyflame_runl(&r, 30, "--perf-on", "-p", pid, NULL);
+    ck_assert_msg(r.status == 0 && h_match(on_regex, r.out), "[%s] %s", H_CTX(py), h_result_str(&r));
+    h_result_free(&r);
+    ck_assert_msg(map_has(map, "py::", 10), "[%s] no py:: entries in %s", H_CTX(py), map);
+    h_pyflame_runl(&r, 30, "--perf-on", "-p", pid, NULL);
+    ck_assert_msg(r.status == 0 && strstr(r.out, "already on"), "[%s] %s", H_CTX(py), h_result_str(&r));
+    h_result_free(&r);
+    h_pyflame_runl(&r, 30, "--perf-off", "-p", pid, NULL);
+    ck_assert_msg(r.status == 0 && strstr(r.out, "perf trampoline off"), "[%s] %s", H_CTX(py),
+                  h_result_str(&r));
+    h_result_free(&r);
+}
+
 /* PEP 768 (3.14+): the script pyflame sends is run here by the 3.12 / 3.13
  * interpreters themselves (the payload is the same): activate, activate
  * again, deactivate, in one process, each writing its result word. */
@@ -675,22 +696,10 @@ START_TEST(test_remote_exec)
 {
     const h_python *py = newer[_i];
     h_proc *t = h_target_startl(py, "cpu.py", NULL);
-    char pid[16], map[PATH_MAX];
+    on_again_off(py, t, "via remote-exec");
+    char pid[16];
     h_pidstr(t->pid, pid);
-    snprintf(map, sizeof(map), "/proc/%d/root/tmp/perf-%d.map", (int)t->pid, (int)t->pid);
     h_result r;
-    h_pyflame_runl(&r, 30, "--perf-on", "-p", pid, NULL);
-    ck_assert_msg(r.status == 0 && strstr(r.out, "via remote-exec"), "[%s] %s", H_CTX(py),
-                  h_result_str(&r));
-    h_result_free(&r);
-    ck_assert_msg(map_has(map, "py::", 10), "[%s] no py:: entries in %s", H_CTX(py), map);
-    h_pyflame_runl(&r, 30, "--perf-on", "-p", pid, NULL);
-    ck_assert_msg(r.status == 0 && strstr(r.out, "already on"), "[%s] %s", H_CTX(py), h_result_str(&r));
-    h_result_free(&r);
-    h_pyflame_runl(&r, 30, "--perf-off", "-p", pid, NULL);
-    ck_assert_msg(r.status == 0 && strstr(r.out, "perf trampoline off"), "[%s] %s", H_CTX(py),
-                  h_result_str(&r));
-    h_result_free(&r);
     h_pyflame_runl(&r, 30, "--perf-on", "--inject-method=direct", "-p", pid, NULL);
     ck_assert_msg(r.status == 17, "[%s] direct on 3.14+: %s", H_CTX(py), h_result_str(&r));
     h_result_free(&r);
@@ -706,20 +715,10 @@ START_TEST(test_cli)
 {
     const h_python *py = modern[_i];
     h_proc *t = h_target_startl(py, "cpu.py", NULL);
+    on_again_off(py, t, "perf trampoline on .*perf map: /tmp/perf-[0-9]+\\.map$");
     char pid[16];
     h_pidstr(t->pid, pid);
     h_result r;
-    h_pyflame_runl(&r, 30, "--perf-on", "-p", pid, NULL);
-    ck_assert_msg(r.status == 0 && h_match("perf trampoline on .*perf map: /tmp/perf-[0-9]+\\.map$", r.out),
-                  "[%s] %s", H_CTX(py), h_result_str(&r));
-    h_result_free(&r);
-    h_pyflame_runl(&r, 30, "--perf-on", "-p", pid, NULL);
-    ck_assert_msg(r.status == 0 && strstr(r.out, "already on"), "[%s] %s", H_CTX(py), h_result_str(&r));
-    h_result_free(&r);
-    h_pyflame_runl(&r, 30, "--perf-off", "-p", pid, NULL);
-    ck_assert_msg(r.status == 0 && strstr(r.out, "perf trampoline off"), "[%s] %s", H_CTX(py),
-                  h_result_str(&r));
-    h_result_free(&r);
     char perf[PATH_MAX];
     if (h_find_program("perf", perf)) {
         h_pyflame_runl(&r, 60, "--native", "-s", "1", "-p", pid, NULL);
