@@ -635,8 +635,6 @@ static int any_alive(struct sampler *s)
     return 0;
 }
 
-/* Non-blocking: whether sp has exited (or is exiting); if so it is marked
- * dead, and the status of our own child is taken. */
 /* Whether a sample recorded since index `from` of this tick failed. */
 static int tick_failed(const struct sampler *s, size_t from)
 {
@@ -646,6 +644,8 @@ static int tick_failed(const struct sampler *s, size_t from)
     return 0;
 }
 
+/* Non-blocking: whether sp has exited (or is exiting); if so it is marked
+ * dead, and the status of our own child is taken. */
 static int gone_now(struct sampler *s, struct sproc *sp)
 {
     if (s->child == sp->pid) {
