@@ -208,9 +208,10 @@ START_TEST(test_threads_dump)
                 snprintf(pat, sizeof(pat), ":%s:[0-9]+$", workers[w]);
                 if (h_match(pat, leaf)) {
                     seen[w] = 1;
+                    /* Any but `blocked` (waiting on a lock forever) may hold the GIL:
+                     * the sleeper does for a moment each time it wakes up. */
                     if (star)
-                        ck_assert_msg(w == 0 || w == 1 || w == 4, "[%s] GIL holder is %s", H_CTX(py),
-                                      workers[w]);
+                        ck_assert_msg(w != 3, "[%s] GIL holder is %s", H_CTX(py), workers[w]);
                 }
             }
             block = end ? end + 2 : NULL;
